@@ -1,0 +1,265 @@
+/**
+ * Signing and verifying session tokens.
+ *
+ * A token is `<id>.<signature>`: the session id (base64url, from a CSPRNG) and the HMAC-SHA512 of that id
+ * under a server key, base64url-encoded. The server hands the token to the client; only a token whose
+ * signature verifies under one of the configured keys is ever looked up in the store, so forged or
+ * guessed ids cost one HMAC and never a store round trip.
+ *
+ * Keys rotate: the first key signs, every key verifies. To rotate, put the new key first and keep the old
+ * one after it until the longest session lifetime has passed; tokens signed by an old key are re-signed
+ * with the first key the next time they are written.
+ *
+ * @since 0.1.0
+ */
+import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
+import * as HttpServerRespondable from "@effect/platform/HttpServerRespondable"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
+import * as Context from "effect/Context"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
+import * as Crypto from "node:crypto"
+
+// -----------------------------------------------------------------------------
+// models
+// -----------------------------------------------------------------------------
+
+/**
+ * The result of a successful verification: the session id the token carries, and which key verified it
+ * (`0` is the signing key; a larger index means the token should be re-signed when next written).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Verified {
+  readonly id: string
+  readonly keyIndex: number
+}
+
+/**
+ * The signing port.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface AuthService {
+  /** Signs a session id with the first key and returns the token. */
+  readonly sign: (id: string) => string
+  /**
+   * Verifies a token against every key, in constant time per key. Malformed, truncated, oversized and
+   * badly signed tokens all fail with `BadSignature`; verification never throws.
+   */
+  readonly verify: (token: string) => Either.Either<Verified, BadSignature>
+}
+
+/**
+ * Options of the HMAC signer.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /**
+   * Secret keys, newest first: the first signs, all verify. Each must be at least 32 bytes (64 are
+   * recommended), for example `openssl rand -base64 48`.
+   */
+  readonly keys: ReadonlyArray<Redacted.Redacted<string | Uint8Array>>
+}
+
+// -----------------------------------------------------------------------------
+// tags
+// -----------------------------------------------------------------------------
+
+/**
+ * @since 0.1.0
+ * @category tags
+ */
+export class Auth extends Context.Tag("effect-sessions/Auth")<Auth, AuthService>() {}
+
+// -----------------------------------------------------------------------------
+// errors
+// -----------------------------------------------------------------------------
+
+/**
+ * The token could not be trusted: it is malformed (empty, oversized, wrong alphabet or shape) or its
+ * signature does not verify under any key. Answered with 401 over HTTP.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class BadSignature extends Schema.TaggedError<BadSignature>("effect-sessions/BadSignature")(
+  "BadSignature",
+  { reason: Schema.Literal("Malformed", "Signature") },
+  HttpApiSchema.annotations({ status: 401 })
+) {
+  override get message(): string {
+    return this.reason === "Malformed" ? "the session token is malformed" : "the session token signature is invalid"
+  }
+
+  /** @since 0.1.0 */
+  [HttpServerRespondable.symbol]() {
+    return Effect.succeed(HttpServerResponse.empty({ status: 401 }))
+  }
+}
+
+/**
+ * A key given to the signer is unusable (too short, or no key at all). Raised when the layer is built,
+ * never at request time. The message names the key by its position, never by its content.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class InvalidKey extends Data.TaggedError("InvalidKey")<{ readonly message: string }> {}
+
+// -----------------------------------------------------------------------------
+// constants
+// -----------------------------------------------------------------------------
+
+/**
+ * The smallest accepted key, in bytes.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const minimumKeyBytes = 32
+
+/**
+ * Bytes of randomness in a session id made by {@link randomId}: 256 bits.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const idBytes = 32
+
+/**
+ * The longest token the verifier looks at; anything longer is `Malformed` without being hashed.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const maxTokenLength = 512
+
+// An HMAC-SHA512 digest is 64 bytes: 86 base64url characters without padding.
+const signatureLength = 86
+const base64Url = /^[A-Za-z0-9_-]+$/
+
+// Failures are values without fields that vary, so the hot rejection path allocates nothing.
+const malformed = Either.left(new BadSignature({ reason: "Malformed" }))
+const badSignature = Either.left(new BadSignature({ reason: "Signature" }))
+
+// -----------------------------------------------------------------------------
+// constructors
+// -----------------------------------------------------------------------------
+
+/**
+ * A fresh session id: {@link idBytes} bytes from the platform CSPRNG, base64url-encoded.
+ *
+ * Effect's `Random` is a seeded PRNG and must never make secrets; this uses `crypto.getRandomValues`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const randomId = (bytes: number = idBytes): string =>
+  Buffer.from(Crypto.getRandomValues(new Uint8Array(bytes))).toString("base64url")
+
+const keyBytes = (key: Redacted.Redacted<string | Uint8Array>): Uint8Array => {
+  const value = Redacted.value(key)
+  return typeof value === "string" ? Buffer.from(value, "utf8") : value
+}
+
+/**
+ * Builds the HMAC-SHA512 signer from its keys, failing with `InvalidKey` when there is no key or one is
+ * shorter than {@link minimumKeyBytes}.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (options: Options): Effect.Effect<AuthService, InvalidKey> =>
+  Effect.suspend(() => {
+    if (options.keys.length === 0) {
+      return Effect.fail(new InvalidKey({ message: "at least one session key is required" }))
+    }
+    const secrets: Array<Crypto.KeyObject> = []
+    for (let i = 0; i < options.keys.length; i++) {
+      const bytes = keyBytes(options.keys[i]!)
+      if (bytes.length < minimumKeyBytes) {
+        return Effect.fail(
+          new InvalidKey({
+            message: `session key #${i + 1} is ${bytes.length} bytes long; at least ${minimumKeyBytes} are required`
+          })
+        )
+      }
+      secrets.push(Crypto.createSecretKey(bytes))
+    }
+    return Effect.succeed(makeUnsafe(secrets))
+  })
+
+const makeUnsafe = (secrets: ReadonlyArray<Crypto.KeyObject>): AuthService => {
+  const mac = (secret: Crypto.KeyObject, id: string) =>
+    Crypto.createHmac("sha512", secret).update(id).digest("base64url")
+  const signer = secrets[0]!
+  return Auth.of({
+    sign: (id) => `${id}.${mac(signer, id)}`,
+    verify: (token) => {
+      if (typeof token !== "string" || token.length > maxTokenLength) return malformed
+      const dot = token.length - signatureLength - 1
+      if (dot < 1 || token.charCodeAt(dot) !== 46 /* . */) return malformed
+      const id = token.slice(0, dot)
+      const signature = token.slice(dot + 1)
+      if (!base64Url.test(id) || !base64Url.test(signature)) return malformed
+      // Compare the canonical encodings rather than decoded bytes: several base64url strings decode to the
+      // same bytes (the last character carries spare bits), and a token must have exactly one valid form.
+      const given = Buffer.from(signature, "latin1")
+      for (let i = 0; i < secrets.length; i++) {
+        if (Crypto.timingSafeEqual(Buffer.from(mac(secrets[i]!, id), "latin1"), given)) {
+          return Either.right({ id, keyIndex: i })
+        }
+      }
+      return badSignature
+    }
+  })
+}
+
+// -----------------------------------------------------------------------------
+// layers
+// -----------------------------------------------------------------------------
+
+/**
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: Options): Layer.Layer<Auth, InvalidKey> => Layer.effect(Auth, make(options))
+
+/**
+ * The signer with its keys read from `Config`. By default the keys come from `SESSION_KEYS`, a
+ * comma-separated list, newest first.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (
+  config: Config.Config.Wrap<Options> = { keys: keysConfig() }
+): Layer.Layer<Auth, InvalidKey | ConfigError.ConfigError> =>
+  Layer.effect(Auth, Effect.flatMap(Config.unwrap(config), make))
+
+/**
+ * A `Config` for a comma-separated list of keys, newest first, as `Redacted` strings. An empty list or a
+ * key shorter than {@link minimumKeyBytes} is a `ConfigError` that names the variable.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const keysConfig = (name = "SESSION_KEYS"): Config.Config<ReadonlyArray<Redacted.Redacted<string>>> =>
+  Config.array(Config.redacted(), name).pipe(
+    Config.validate({
+      message: `expected a comma-separated list of keys of at least ${minimumKeyBytes} bytes each`,
+      validation: (keys) =>
+        keys.length > 0 && keys.every((key) => Buffer.byteLength(Redacted.value(key), "utf8") >= minimumKeyBytes)
+    })
+  )

@@ -1,0 +1,375 @@
+/**
+ * Sessions: the model, the `Sessions` service that composes the Auth and Store ports, and its errors.
+ *
+ * ```ts
+ * import { Schema } from "effect"
+ * import * as Sessions from "effect-sessions/Session"
+ *
+ * class AppSession extends Sessions.Tag<AppSession>()("app/Session", {
+ *   data: Schema.Struct({ csrf: Schema.String })
+ * }) {}
+ *
+ * // at login
+ * const { session, token } = yield* (yield* AppSession).issue("user-1", { csrf })
+ * ```
+ *
+ * @since 0.1.0
+ */
+import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
+import * as HttpServerRespondable from "@effect/platform/HttpServerRespondable"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Clock from "effect/Clock"
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
+import * as Context from "effect/Context"
+import * as DateTime from "effect/DateTime"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
+import * as Crypto from "node:crypto"
+import { Auth, BadSignature, randomId } from "./Auth.js"
+import { type Entry, Store, StoreError } from "./Store.js"
+
+export {
+  /** @since 0.1.0 */
+  BadSignature,
+  /** @since 0.1.0 */
+  StoreError
+}
+
+// -----------------------------------------------------------------------------
+// models
+// -----------------------------------------------------------------------------
+
+/**
+ * A valid session.
+ *
+ * `id` is the secret the token is made from: it is `Redacted` so that logging a session never leaks it.
+ * `key` is what the store is keyed by, a SHA-256 hash of the id; it is safe to log and to show (for
+ * example to list a user's sessions), but cannot be turned back into a token.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Session<A> {
+  readonly id: Redacted.Redacted<string>
+  readonly key: string
+  readonly userId: string
+  readonly createdAt: DateTime.Utc
+  readonly expiresAt: DateTime.Utc
+  readonly data: A
+}
+
+/**
+ * A session just issued, with the signed token to hand to the client.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Issued<A> {
+  readonly session: Session<A>
+  readonly token: string
+}
+
+/**
+ * The sessions service for session data of type `A`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Sessions<A> {
+  /** How long a session lives after it is issued or extended. */
+  readonly ttl: Duration.Duration
+  /** Creates and stores a session for `userId` and signs its token (at login). */
+  readonly issue: (userId: string, data: A) => Effect.Effect<Issued<A>, StoreError>
+  /**
+   * Returns the session a token stands for. The signature is checked before the store is asked; the
+   * expiry is checked with `Clock` against the stored expiry, whatever the store's own TTL says.
+   */
+  readonly get: (token: string) => Effect.Effect<Session<A>, BadSignature | NotFound | Expired | StoreError>
+  /**
+   * Moves the expiry to now + `ttl` and saves it. Fails with `NotFound` when the session was cleared
+   * meanwhile (it is never brought back) and with `Expired` when it already expired.
+   */
+  readonly extend: (session: Session<A>) => Effect.Effect<Session<A>, NotFound | Expired | StoreError>
+  /** Deletes the session from the store (at logout). Idempotent. */
+  readonly clear: (session: Session<A>) => Effect.Effect<void, StoreError>
+  /** The token of a session, signed with the current (first) key. */
+  readonly token: (session: Session<A>) => string
+}
+
+/**
+ * Options of the `Sessions` service.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** How long a session lives after `issue` or `extend`. Default: 3 days, as in the original library. */
+  readonly ttl?: Duration.DurationInput | undefined
+}
+
+// -----------------------------------------------------------------------------
+// tags
+// -----------------------------------------------------------------------------
+
+/**
+ * The identifier of the current-session tag of the sessions service `Self`.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export interface CurrentSession<Self> {
+  readonly [CurrentSessionTypeId]: Self
+}
+
+/**
+ * @since 0.1.0
+ * @category type ids
+ */
+export const CurrentSessionTypeId: unique symbol = Symbol.for("effect-sessions/CurrentSession")
+
+/**
+ * @since 0.1.0
+ * @category type ids
+ */
+export type CurrentSessionTypeId = typeof CurrentSessionTypeId
+
+/**
+ * The tag of a sessions service: the `Context.Tag` of `Sessions<A>`, its data schema, and the tag under
+ * which the HTTP layer provides the request's session (or its absence) to handlers.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export interface SessionsTag<Self, A, I> extends Context.Tag<Self, Sessions<A>> {
+  readonly data: Schema.Schema<A, I>
+  readonly Current: Context.Tag<CurrentSession<Self>, Option.Option<Session<A>>>
+}
+
+/**
+ * Declares a sessions service whose data is typed and validated by a `Schema`:
+ *
+ * ```ts
+ * class AppSession extends Tag<AppSession>()("app/Session", { data: Schema.Struct({ csrf: Schema.String }) }) {}
+ * ```
+ *
+ * Data is stored encoded and decoded on every read; data that no longer decodes (a schema change, a
+ * foreign write) reads as "no session". The schema must be synchronous and need no services.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export const Tag = <Self>() =>
+<const Key extends string, A, I>(
+  key: Key,
+  options: { readonly data: Schema.Schema<A, I> }
+): Context.TagClass<Self, Key, Sessions<A>> & {
+  readonly data: Schema.Schema<A, I>
+  readonly Current: Context.Tag<CurrentSession<Self>, Option.Option<Session<A>>>
+} => {
+  const tag = Context.Tag(key)<Self, Sessions<A>>()
+  return Object.assign(tag, {
+    data: options.data,
+    Current: Context.GenericTag<CurrentSession<Self>, Option.Option<Session<A>>>(`${key}/Current`)
+  })
+}
+
+// -----------------------------------------------------------------------------
+// errors
+// -----------------------------------------------------------------------------
+
+/**
+ * No session is stored under the token's id: it never existed, was cleared, was evicted, or its data no
+ * longer decodes. Answered with 401 over HTTP.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class NotFound extends Schema.TaggedError<NotFound>("effect-sessions/NotFound")(
+  "NotFound",
+  {},
+  HttpApiSchema.annotations({ status: 401 })
+) {
+  override get message(): string {
+    return "no such session"
+  }
+
+  /** @since 0.1.0 */
+  [HttpServerRespondable.symbol]() {
+    return Effect.succeed(HttpServerResponse.empty({ status: 401 }))
+  }
+}
+
+/**
+ * The session's expiry has passed. Answered with 401 over HTTP.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class Expired extends Schema.TaggedError<Expired>("effect-sessions/Expired")(
+  "Expired",
+  {},
+  HttpApiSchema.annotations({ status: 401 })
+) {
+  override get message(): string {
+    return "the session has expired"
+  }
+
+  /** @since 0.1.0 */
+  [HttpServerRespondable.symbol]() {
+    return Effect.succeed(HttpServerResponse.empty({ status: 401 }))
+  }
+}
+
+/**
+ * Every reason a token does not yield a session. `StoreError` is not one of them: it means the system
+ * could not answer.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type Rejected = BadSignature | NotFound | Expired
+
+/**
+ * @since 0.1.0
+ * @category refinements
+ */
+export const isRejected = (u: unknown): u is Rejected =>
+  u instanceof BadSignature || u instanceof NotFound || u instanceof Expired
+
+// -----------------------------------------------------------------------------
+// constructors
+// -----------------------------------------------------------------------------
+
+/**
+ * The default session lifetime: 3 days.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultTtl: Duration.Duration = Duration.days(3)
+
+/**
+ * The store key of a session id: its SHA-256, base64url-encoded.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const storeKey = (id: string): string => Crypto.createHash("sha256").update(id).digest("base64url")
+
+const notFound = new NotFound()
+const expired = new Expired()
+
+/**
+ * Builds the sessions service for data described by `schema`, on the `Store` and `Auth` in context.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = <A, I>(
+  schema: Schema.Schema<A, I>,
+  options: Options = {}
+): Effect.Effect<Sessions<A>, never, Store | Auth> =>
+  Effect.gen(function*() {
+    const store = yield* Store
+    const auth = yield* Auth
+    const ttl = Duration.decode(options.ttl ?? defaultTtl)
+    const ttlMillis = Duration.toMillis(ttl)
+    const decode = Schema.decodeUnknownEither(schema)
+    // Data that cannot be encoded is a programming error (the value contradicts its own type's
+    // refinements), so it is a defect rather than an error every caller would have to handle.
+    const encode = (data: A) => Effect.orDie(Schema.encode(schema)(data))
+
+    const toSession = (id: string, key: string, entry: Entry, data: A): Session<A> => ({
+      id: Redacted.make(id),
+      key,
+      userId: entry.userId,
+      createdAt: DateTime.unsafeMake(entry.createdAt),
+      expiresAt: DateTime.unsafeMake(entry.expiresAt),
+      data
+    })
+
+    const issue = Effect.fn("Sessions.issue")(function*(userId: string, data: A) {
+      const encoded = yield* encode(data)
+      const now = yield* Clock.currentTimeMillis
+      const id = randomId()
+      const key = storeKey(id)
+      const entry: Entry = { userId, createdAt: now, expiresAt: now + ttlMillis, data: encoded }
+      // 256 random bits do not collide; a refused create means the store or its contract is broken.
+      if (!(yield* store.save(key, entry, "create"))) return yield* Effect.dieMessage("session id collision")
+      return { session: toSession(id, key, entry, data), token: auth.sign(id) }
+    })
+
+    const get = Effect.fn("Sessions.get")(function*(token: string) {
+      const { id } = yield* auth.verify(token)
+      const key = storeKey(id)
+      const entry = yield* store.fetch(key)
+      if (Option.isNone(entry)) return yield* notFound
+      if ((yield* Clock.currentTimeMillis) >= entry.value.expiresAt) return yield* expired
+      const data = decode(entry.value.data)
+      if (Either.isLeft(data)) {
+        yield* Effect.logWarning("session data does not decode with the session schema; treated as no session")
+        return yield* notFound
+      }
+      return toSession(id, key, entry.value, data.right)
+    })
+
+    const extend = Effect.fn("Sessions.extend")(function*(session: Session<A>) {
+      const now = yield* Clock.currentTimeMillis
+      if (now >= session.expiresAt.epochMillis) return yield* expired
+      const entry: Entry = {
+        userId: session.userId,
+        createdAt: session.createdAt.epochMillis,
+        expiresAt: now + ttlMillis,
+        data: yield* encode(session.data)
+      }
+      if (!(yield* store.save(session.key, entry, "update"))) return yield* notFound
+      return { ...session, expiresAt: DateTime.unsafeMake(entry.expiresAt) }
+    })
+
+    const clear = Effect.fn("Sessions.clear")(function*(session: Session<A>) {
+      yield* store.delete(session.key)
+    })
+
+    return {
+      ttl,
+      issue,
+      get,
+      extend,
+      clear,
+      token: (session) => auth.sign(Redacted.value(session.id))
+    }
+  })
+
+// -----------------------------------------------------------------------------
+// layers
+// -----------------------------------------------------------------------------
+
+/**
+ * The sessions service declared by `tag`, on the `Store` and `Auth` in context.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = <Self, A, I>(
+  tag: SessionsTag<Self, A, I>,
+  options: Options = {}
+): Layer.Layer<Self, never, Store | Auth> => Layer.effect(tag, make(tag.data, options))
+
+/**
+ * The sessions service with its options read from `Config`. By default the lifetime comes from
+ * `SESSION_TTL` (an Effect duration such as `3 days` or `90 minutes`), defaulting to 3 days.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = <Self, A, I>(
+  tag: SessionsTag<Self, A, I>,
+  config: Config.Config.Wrap<Options> = { ttl: Config.withDefault(Config.duration("SESSION_TTL"), defaultTtl) }
+): Layer.Layer<Self, ConfigError.ConfigError, Store | Auth> =>
+  Layer.effect(tag, Effect.flatMap(Config.unwrap(config), (options) => make(tag.data, options)))
