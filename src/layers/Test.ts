@@ -1,7 +1,8 @@
 /**
  * Ready-made layers for the unit tests of applications that use sessions: the in-memory store, a fresh
  * random signing key and the cookie transport (not `Secure`, so plain-http test clients send it back),
- * with no configuration to read.
+ * with no configuration to read; and a switch that takes the store down, to test what an application does
+ * during a store outage.
  *
  * ```ts
  * it.effect("logs in", () =>
@@ -13,11 +14,13 @@
  *
  * @since 0.1.0
  */
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as Auth from "../Auth.js"
 import * as Session from "../Session.js"
-import type { Store } from "../Store.js"
+import { Store, StoreError } from "../Store.js"
 import * as Transport from "../Transport.js"
 import * as Memory from "./Memory.js"
 
@@ -31,8 +34,43 @@ export interface Options extends Session.Options {
 }
 
 /**
- * The sessions service declared by `tag` with everything it and the HTTP middleware need. Each build
- * gets a new empty store and a new key.
+ * Takes the test store down and brings it back. While it is down, every store operation fails with
+ * `StoreError` (reason `Unavailable`), as a real backend does when it cannot be reached.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class Outage extends Context.Tag("effect-sessions/Test/Outage")<Outage, {
+  readonly start: Effect.Effect<void>
+  readonly end: Effect.Effect<void>
+}>() {}
+
+const down = new StoreError({ reason: "Unavailable", message: "the test store is down (Outage.start)" })
+
+const layerStore = (options: Memory.Options | undefined): Layer.Layer<Store | Outage> =>
+  Layer.scopedContext(Effect.gen(function*() {
+    const memory = yield* Memory.make(options)
+    let isDown = false
+    const guard = <A>(effect: Effect.Effect<A, StoreError>) => Effect.suspend(() => isDown ? Effect.fail(down) : effect)
+    const store = Store.of({
+      fetch: (key) => guard(memory.fetch(key)),
+      save: (key, entry, mode) => guard(memory.save(key, entry, mode)),
+      delete: (key) => guard(memory.delete(key))
+    })
+    const outage = Outage.of({
+      start: Effect.sync(() => {
+        isDown = true
+      }),
+      end: Effect.sync(() => {
+        isDown = false
+      })
+    })
+    return Context.make(Store, store).pipe(Context.add(Outage, outage))
+  }))
+
+/**
+ * The sessions service declared by `tag` with everything it and the HTTP middleware need, and the
+ * `Outage` switch of its store. Each build gets a new empty store and a new key.
  *
  * @since 0.1.0
  * @category layers
@@ -40,10 +78,10 @@ export interface Options extends Session.Options {
 export const layer = <Self, A, I>(
   tag: Session.SessionsTag<Self, A, I>,
   options: Options = {}
-): Layer.Layer<Self | Store | Auth.Auth | Transport.Transport> => {
+): Layer.Layer<Self | Store | Outage | Auth.Auth | Transport.Transport> => {
   const ports = Layer.mergeAll(
-    Memory.layer(options.memory),
-    Layer.orDie(Auth.layer({ keys: [Redacted.make(Auth.randomId(48))] })),
+    layerStore(options.memory),
+    Layer.orDie(Layer.suspend(() => Auth.layer({ keys: [Redacted.make(Auth.randomId(48))] }))),
     Layer.orDie(Transport.layerCookie({ secure: false, ...options.cookie }))
   )
   return Layer.provideMerge(Session.layer(tag, options), ports)
