@@ -22,6 +22,7 @@ import * as Clock from "effect/Clock"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
+import * as Data from "effect/Data"
 import * as DateTime from "effect/DateTime"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -227,6 +228,15 @@ export class Expired extends Schema.TaggedError<Expired>("effect-sessions/Expire
 }
 
 /**
+ * The service's options are unusable (a lifetime that is not a positive, finite duration). Raised when
+ * the layer is built.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class InvalidOptions extends Data.TaggedError("InvalidOptions")<{ readonly message: string }> {}
+
+/**
  * Every reason a token does not yield a session. `StoreError` is not one of them: it means the system
  * could not answer.
  *
@@ -274,12 +284,17 @@ const expired = new Expired()
 export const make = <A, I>(
   schema: Schema.Schema<A, I>,
   options: Options = {}
-): Effect.Effect<Sessions<A>, never, Store | Auth> =>
+): Effect.Effect<Sessions<A>, InvalidOptions, Store | Auth> =>
   Effect.gen(function*() {
     const store = yield* Store
     const auth = yield* Auth
     const ttl = Duration.decode(options.ttl ?? defaultTtl)
     const ttlMillis = Duration.toMillis(ttl)
+    if (!Number.isFinite(ttlMillis) || ttlMillis < 1) {
+      return yield* new InvalidOptions({
+        message: "the session ttl must be a finite duration of at least 1 millisecond"
+      })
+    }
     const decode = Schema.decodeUnknownEither(schema)
     // Data that cannot be encoded is a programming error (the value contradicts its own type's
     // refinements), so it is a defect rather than an error every caller would have to handle.
@@ -359,7 +374,7 @@ export const make = <A, I>(
 export const layer = <Self, A, I>(
   tag: SessionsTag<Self, A, I>,
   options: Options = {}
-): Layer.Layer<Self, never, Store | Auth> => Layer.effect(tag, make(tag.data, options))
+): Layer.Layer<Self, InvalidOptions, Store | Auth> => Layer.effect(tag, make(tag.data, options))
 
 /**
  * The sessions service with its options read from `Config`. By default the lifetime comes from
@@ -370,6 +385,24 @@ export const layer = <Self, A, I>(
  */
 export const layerConfig = <Self, A, I>(
   tag: SessionsTag<Self, A, I>,
-  config: Config.Config.Wrap<Options> = { ttl: Config.withDefault(Config.duration("SESSION_TTL"), defaultTtl) }
-): Layer.Layer<Self, ConfigError.ConfigError, Store | Auth> =>
+  config: Config.Config.Wrap<Options> = { ttl: ttlConfig() }
+): Layer.Layer<Self, InvalidOptions | ConfigError.ConfigError, Store | Auth> =>
   Layer.effect(tag, Effect.flatMap(Config.unwrap(config), (options) => make(tag.data, options)))
+
+/**
+ * A `Config` for the session lifetime (default `SESSION_TTL`): an Effect duration such as `3 days` or
+ * `90 minutes`, positive and finite, defaulting to 3 days.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const ttlConfig = (name = "SESSION_TTL"): Config.Config<Duration.Duration> =>
+  // validated inside `nested` so that the error's path names the variable
+  Config.duration().pipe(
+    Config.validate({
+      message: "expected a positive, finite duration such as \"3 days\" or \"90 minutes\"",
+      validation: (ttl) => Duration.isFinite(ttl) && Duration.toMillis(ttl) >= 1
+    }),
+    Config.nested(name),
+    Config.withDefault(defaultTtl)
+  )

@@ -195,7 +195,9 @@ export const makeCookie = (options: CookieOptions = {}): Effect.Effect<Transport
             ? {
               ...attributes,
               expires: new Date(expiresAt),
-              maxAge: Duration.seconds(Math.max(0, Math.floor((expiresAt - now) / 1000)))
+              // `now` is read as the response leaves, a few milliseconds after the expiry was set: round so
+              // that Max-Age and Expires agree
+              maxAge: Duration.seconds(Math.max(0, Math.round((expiresAt - now) / 1000)))
             }
             : attributes
         )),

@@ -84,5 +84,5 @@ export const layer = <Self, A, I>(
     Layer.orDie(Layer.suspend(() => Auth.layer({ keys: [Redacted.make(Auth.randomId(48))] }))),
     Layer.orDie(Transport.layerCookie({ secure: false, ...options.cookie }))
   )
-  return Layer.provideMerge(Session.layer(tag, options), ports)
+  return Layer.provideMerge(Layer.orDie(Session.layer(tag, options)), ports)
 }

@@ -1,0 +1,187 @@
+/**
+ * The CSRF example of the original Go library (adam-hanna/sessions), on Effect's Node HTTP server.
+ *
+ * A session carries a random CSRF token in its data. The session cookie is `HttpOnly`; the same token is
+ * also sent in a readable `csrf` cookie, which the page's script copies into an `X-CSRF-Token` header. A
+ * request counts only when the header matches the token stored with the session: another site can make a
+ * browser send the cookies, but cannot read them to fill in the header.
+ *
+ * - `GET /issue`   starts a session (at login) and sets both cookies.
+ * - `GET /require` needs the session and the header; extends the session and both cookies.
+ * - `GET /clear`   needs the session and the header; ends the session and expires both cookies (logout).
+ *
+ * ```sh
+ * COOKIE_SECURE=false npm start
+ * curl -i -c jar http://127.0.0.1:3000/issue
+ * curl -i -b jar -H "X-CSRF-Token: $(awk '$6 == "csrf" { print $7 }' jar)" http://127.0.0.1:3000/require
+ * ```
+ *
+ * Environment (read through `Config`): `PORT` (3000), `HOST` (127.0.0.1), `SESSION_KEYS` (comma-separated
+ * keys of at least 32 bytes, newest first; a random key when unset), `SESSION_TTL` (`3 days`),
+ * `COOKIE_SECURE` (`true`; `false` for plain-http local use) and the other `COOKIE_*` variables of
+ * `Transport.cookieConfig`.
+ */
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import * as HttpRouter from "@effect/platform/HttpRouter"
+import * as HttpServer from "@effect/platform/HttpServer"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Clock from "effect/Clock"
+import * as Config from "effect/Config"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
+import * as Crypto from "node:crypto"
+import * as Http from "node:http"
+import { pathToFileURL } from "node:url"
+import * as Auth from "../src/Auth.js"
+import * as SessionHttp from "../src/layers/Http.js"
+import * as Memory from "../src/layers/Memory.js"
+import * as Session from "../src/Session.js"
+import * as Transport from "../src/Transport.js"
+
+// -----------------------------------------------------------------------------
+// the session
+// -----------------------------------------------------------------------------
+
+/** Sessions whose data is the CSRF token (the Go example kept it in the session's JSON field). */
+export class AppSession extends Session.Tag<AppSession>()("examples/csrf/AppSession", {
+  data: Schema.Struct({ csrf: Schema.String })
+}) {}
+
+/** The middleware and the handler operations (`require`, `issue`, `extend`, `clear`) for `AppSession`. */
+export const AppHttp = SessionHttp.make(AppSession)
+
+/**
+ * The readable `csrf` cookie. It is a second cookie transport: the session cookie's options with another
+ * name and without `HttpOnly`, so it gets the same path, domain, `Secure` flag and expiry, and its options
+ * are checked when the layer is built like the session cookie's.
+ */
+export class CsrfCookie extends Context.Tag("examples/csrf/CsrfCookie")<CsrfCookie, Transport.TransportService>() {}
+
+// -----------------------------------------------------------------------------
+// handlers
+// -----------------------------------------------------------------------------
+
+const ok = HttpServerResponse.empty({ status: 200 })
+
+// Compares in constant time, so the response time does not reveal how much of a guess was right. Only
+// the length can leak, and every token has the same length.
+const sameToken = (given: string, expected: string): boolean => {
+  const a = Buffer.from(given, "utf8")
+  const b = Buffer.from(expected, "utf8")
+  return a.length === b.length && Crypto.timingSafeEqual(a, b)
+}
+
+// The request's session, provided it has one and its `X-CSRF-Token` header matches the session's token;
+// otherwise `Unauthorized`, which the server answers with 401.
+const requireCsrf = Effect.gen(function*() {
+  const session = yield* AppHttp.require
+  const request = yield* HttpServerRequest.HttpServerRequest
+  const header = request.headers["x-csrf-token"]
+  if (header === undefined || !sameToken(header, session.data.csrf)) {
+    return yield* new SessionHttp.Unauthorized()
+  }
+  return session
+})
+
+// An empty 200 response, as in the Go example, with the `csrf` cookie set to the session's expiry.
+const okWithCsrfCookie = (csrf: string, session: Session.Session<{ readonly csrf: string }>) =>
+  Effect.gen(function*() {
+    const cookie = yield* CsrfCookie
+    const now = yield* Clock.currentTimeMillis
+    return cookie.write(ok, csrf, session.expiresAt.epochMillis, now)
+  })
+
+const issueSession = Effect.gen(function*() {
+  // A secret, so it comes from the platform CSPRNG (never from Effect's seeded `Random`).
+  const csrf = Auth.randomId()
+  // At login: store the session and put its signed token in the session cookie.
+  const session = yield* AppHttp.issue("user-1", { csrf })
+  // The page's script reads this cookie and copies the token into `X-CSRF-Token`; the server only ever
+  // checks the header, since a cross-site request sends the cookie too.
+  return yield* okWithCsrfCookie(csrf, session)
+})
+
+const requireSession = Effect.gen(function*() {
+  const session = yield* requireCsrf
+  // Expiry is never extended automatically: this writes the later expiry to the store and a fresh cookie.
+  const extended = yield* AppHttp.extend(session)
+  // The csrf cookie must live as long as the session cookie.
+  return yield* okWithCsrfCookie(extended.data.csrf, extended)
+})
+
+const clearSession = Effect.gen(function*() {
+  const session = yield* requireCsrf
+  // At logout: delete the session and expire its cookie...
+  yield* AppHttp.clear(session)
+  // ...and the csrf cookie with it.
+  const cookie = yield* CsrfCookie
+  return cookie.clear(ok)
+})
+
+/** The routes; any other path is answered 404 by the router. */
+export const router = HttpRouter.empty.pipe(
+  HttpRouter.get("/issue", issueSession),
+  HttpRouter.get("/require", requireSession),
+  HttpRouter.get("/clear", clearSession)
+)
+
+// -----------------------------------------------------------------------------
+// layers
+// -----------------------------------------------------------------------------
+
+// The signing keys come from `SESSION_KEYS`. Without it, the example makes a random key: fine to try it
+// out, but every restart then logs everyone out. A malformed `SESSION_KEYS` (a key that is too short) is
+// an error, not a reason to fall back.
+const AuthLive = Layer.unwrapEffect(
+  Effect.gen(function*() {
+    const keys = yield* Config.option(Auth.keysConfig("SESSION_KEYS"))
+    if (Option.isSome(keys)) return Auth.layer({ keys: keys.value })
+    yield* Effect.logWarning("SESSION_KEYS is not set: using a random key, so sessions will not survive a restart")
+    return Auth.layer({ keys: [Redacted.make(Auth.randomId(48))] })
+  })
+)
+
+// The session cookie and the csrf cookie, both from one read of the `COOKIE_*` variables.
+const CookiesLive = Layer.unwrapEffect(
+  Effect.map(Config.unwrap(Transport.cookieConfig), (options) =>
+    Layer.merge(
+      Transport.layerCookie(options),
+      Layer.effect(CsrfCookie, Transport.makeCookie({ ...options, name: "csrf", httpOnly: false }))
+    ))
+)
+
+/** Everything the routes need: the sessions service (lifetime from `SESSION_TTL`) on its ports. */
+export const SessionsLive = Session.layerConfig(AppSession).pipe(
+  Layer.provideMerge(Layer.mergeAll(Memory.layerConfig(), AuthLive, CookiesLive))
+)
+
+/**
+ * The example served on `port` and `host` (port `0` picks a free port). The layer also provides the
+ * `HttpServer`, whose `address` tells which port was bound; nothing listens until it is built.
+ */
+export const layer = (listen: { readonly port: number; readonly host: string }) =>
+  HttpServer.serve(router, AppHttp.middleware).pipe(
+    Layer.provide(SessionsLive),
+    Layer.provideMerge(NodeHttpServer.layer(() => Http.createServer(), listen))
+  )
+
+const MainLive = Layer.unwrapEffect(
+  Effect.map(
+    Config.all({
+      port: Config.withDefault(Config.port("PORT"), 3000),
+      host: Config.withDefault(Config.string("HOST"), "127.0.0.1")
+    }),
+    (listen) => HttpServer.withLogAddress(layer(listen))
+  )
+)
+
+// Serve only when this file is run (`npm start`), not when a test imports it.
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  NodeRuntime.runMain(Layer.launch(MainLive))
+}
