@@ -256,10 +256,12 @@ export const layerConfig = (
  * @category config
  */
 export const keysConfig = (name = "SESSION_KEYS"): Config.Config<ReadonlyArray<Redacted.Redacted<string>>> =>
-  Config.array(Config.redacted(), name).pipe(
+  // Validate inside `nested` so that the error's path names the variable.
+  Config.array(Config.redacted()).pipe(
     Config.validate({
       message: `expected a comma-separated list of keys of at least ${minimumKeyBytes} bytes each`,
       validation: (keys) =>
         keys.length > 0 && keys.every((key) => Buffer.byteLength(Redacted.value(key), "utf8") >= minimumKeyBytes)
-    })
+    }),
+    Config.nested(name)
   )

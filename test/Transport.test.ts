@@ -1,0 +1,418 @@
+import * as Cookies from "@effect/platform/Cookies"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import { describe, expect, it } from "@effect/vitest"
+import { ConfigError, ConfigProvider, Duration, Effect, Option } from "effect"
+import * as Transport from "../src/Transport.js"
+
+const request = (headers: Record<string, string> = {}) =>
+  HttpServerRequest.fromWeb(new Request("http://localhost/", { headers }))
+
+const setCookies = (response: HttpServerResponse.HttpServerResponse) => Cookies.toSetCookieHeaders(response.cookies)
+
+// The single Set-Cookie header of a response, split into its `name=value` pair and its attributes.
+const setCookie = (response: HttpServerResponse.HttpServerResponse) => {
+  const headers = setCookies(response)
+  expect(headers).toHaveLength(1)
+  const [pair, ...attributes] = headers[0]!.split("; ")
+  return { pair: pair!, attributes }
+}
+
+const token = "c2Vzc2lvbi1pZA.c2lnbmF0dXJl-_"
+const now = Date.UTC(2030, 0, 1, 8, 30, 0)
+const expiresAt = now + Duration.toMillis("3 days")
+
+const withEnv = (entries: ReadonlyArray<readonly [string, string]>) =>
+  Effect.withConfigProvider(ConfigProvider.fromMap(new Map(entries)))
+
+describe("Transport", () => {
+  describe("cookie", () => {
+    describe("read", () => {
+      it.effect("reads the session cookie", () =>
+        Effect.gen(function*() {
+          const transport = yield* Transport.makeCookie()
+          expect(transport.read(request({ cookie: `other=1; session=${token}; last=2` }))).toEqual(Option.some(token))
+        }))
+
+      it.effect("no cookie, another cookie or an empty cookie is no token", () =>
+        Effect.gen(function*() {
+          const transport = yield* Transport.makeCookie()
+          expect(transport.read(request())).toEqual(Option.none())
+          expect(transport.read(request({ cookie: "other=1" }))).toEqual(Option.none())
+          expect(transport.read(request({ cookie: "session=" }))).toEqual(Option.none())
+          expect(transport.read(request({ cookie: "session=; other=1" }))).toEqual(Option.none())
+        }))
+
+      it.effect("reads only the configured name", () =>
+        Effect.gen(function*() {
+          const transport = yield* Transport.makeCookie({ name: "__Host-sid" })
+          expect(transport.read(request({ cookie: `session=${token}` }))).toEqual(Option.none())
+          expect(transport.read(request({ cookie: `session=x; __Host-sid=${token}` }))).toEqual(Option.some(token))
+        }))
+
+      it.effect("ignores an Authorization header", () =>
+        Effect.gen(function*() {
+          const transport = yield* Transport.makeCookie()
+          expect(transport.read(request({ authorization: `Bearer ${token}` }))).toEqual(Option.none())
+        }))
+    })
+
+    describe("write", () => {
+      it.effect("sets an HttpOnly, Secure, SameSite=Lax cookie on / that expires with the session", () =>
+        Effect.gen(function*() {
+          const transport = yield* Transport.makeCookie()
+          const response = transport.write(HttpServerResponse.empty(), token, expiresAt, now)
+          const { attributes, pair } = setCookie(response)
+          expect(pair).toBe(`session=${token}`)
+          expect(attributes).toEqual(
+            expect.arrayContaining([
+              "HttpOnly",
+              "Secure",
+              "SameSite=Lax",
+              "Path=/",
+              `Expires=${new Date(expiresAt).toUTCString()}`,
+              `Max-Age=${Duration.toSeconds("3 days")}`
+            ])
+          )
+          expect(attributes).toHaveLength(6)
+          expect(attributes.some((a) => a.startsWith("Domain="))).toBe(false)
+        }))
+
+      it.effect("adds Vary: Cookie and Cache-Control: no-store", () =>
+        Effect.gen(function*() {
+          const transport = yield* Transport.makeCookie()
+          const response = transport.write(HttpServerResponse.empty(), token, expiresAt, now)
+          expect(response.headers["vary"]).toBe("Cookie")
+          expect(response.headers["cache-control"]).toBe("no-store")
+        }))
+
+      it.effect("adds Cookie to an existing Vary and does not repeat it", () =>
+        Effect.gen(function*() {
+          const transport = yield* Transport.makeCookie()
+          const write = (vary: string) =>
+            transport.write(HttpServerResponse.empty({ headers: { vary } }), token, expiresAt, now).headers["vary"]
+          expect(write("Accept-Encoding")).toBe("Accept-Encoding, Cookie")
+          expect(write("Cookie")).toBe("Cookie")
+          expect(write("Accept, cookie")).toBe("Accept, cookie")
+        }))
+
+      it.effect("Max-Age is the remaining lifetime rounded to the second, so it agrees with Expires", () =>
+        Effect.gen(function*() {
+          const transport = yield* Transport.makeCookie()
+          const maxAge = (at: number, current: number) =>
+            setCookie(transport.write(HttpServerResponse.empty(), token, at, current)).attributes.filter((a) =>
+              a.startsWith("Max-Age=")
+            )
+          // The response leaves a few milliseconds after the expiry was computed.
+          expect(maxAge(expiresAt, now + 3)).toEqual([`Max-Age=${Duration.toSeconds("3 days")}`])
+          expect(maxAge(now + 90_400, now)).toEqual(["Max-Age=90"])
+          expect(maxAge(now + 90_600, now)).toEqual(["Max-Age=91"])
+        }))
+
+      it.effect("an expiry already passed gives Max-Age=0, never a negative one", () =>
+        Effect.gen(function*() {
+          const transport = yield* Transport.makeCookie()
+          const { attributes } = setCookie(transport.write(HttpServerResponse.empty(), token, now - 5_000, now))
+          expect(attributes).toContain("Max-Age=0")
+        }))
+
+      it.effect("keeps the response's status, headers and other cookies", () =>
+        Effect.gen(function*() {
+          const transport = yield* Transport.makeCookie()
+          const original = HttpServerResponse.empty({ status: 204, headers: { "x-app": "1" } }).pipe(
+            HttpServerResponse.unsafeSetCookie("theme", "dark")
+          )
+          const response = transport.write(original, token, expiresAt, now)
+          expect(response.status).toBe(204)
+          expect(response.headers["x-app"]).toBe("1")
+          expect(Option.map(Cookies.get(response.cookies, "theme"), (c) => c.value)).toEqual(Option.some("dark"))
+          expect(Option.map(Cookies.get(response.cookies, "session"), (c) => c.value)).toEqual(Option.some(token))
+        }))
+
+      it.effect("persistent: false makes a browser-session cookie without Expires or Max-Age", () =>
+        Effect.gen(function*() {
+          const transport = yield* Transport.makeCookie({ persistent: false })
+          const response = transport.write(HttpServerResponse.empty(), token, expiresAt, now)
+          const { attributes, pair } = setCookie(response)
+          expect(pair).toBe(`session=${token}`)
+          expect(attributes.some((a) => a.startsWith("Expires="))).toBe(false)
+          expect(attributes.some((a) => a.startsWith("Max-Age="))).toBe(false)
+          expect(attributes).toEqual(expect.arrayContaining(["HttpOnly", "Secure", "SameSite=Lax", "Path=/"]))
+          expect(response.headers["vary"]).toBe("Cookie")
+          expect(response.headers["cache-control"]).toBe("no-store")
+        }))
+
+      it.effect("every configurable attribute appears on the wire", () =>
+        Effect.gen(function*() {
+          const transport = yield* Transport.makeCookie({
+            name: "__Secure-sid",
+            domain: "example.com",
+            path: "/app",
+            sameSite: "none",
+            partitioned: true,
+            priority: "high"
+          })
+          const { attributes, pair } = setCookie(transport.write(HttpServerResponse.empty(), token, expiresAt, now))
+          expect(pair).toBe(`__Secure-sid=${token}`)
+          expect(attributes).toEqual(
+            expect.arrayContaining([
+              "Domain=example.com",
+              "Path=/app",
+              "SameSite=None",
+              "Partitioned",
+              "Priority=High",
+              "Secure",
+              "HttpOnly"
+            ])
+          )
+        }))
+
+      it.effect("sameSite strict, priority low and medium, httpOnly and secure off", () =>
+        Effect.gen(function*() {
+          const strict = yield* Transport.makeCookie({ sameSite: "strict", priority: "low" })
+          expect(setCookie(strict.write(HttpServerResponse.empty(), token, expiresAt, now)).attributes).toEqual(
+            expect.arrayContaining(["SameSite=Strict", "Priority=Low"])
+          )
+          const medium = yield* Transport.makeCookie({ priority: "medium" })
+          expect(setCookie(medium.write(HttpServerResponse.empty(), token, expiresAt, now)).attributes).toContain(
+            "Priority=Medium"
+          )
+          const open = yield* Transport.makeCookie({ httpOnly: false, secure: false })
+          const { attributes } = setCookie(open.write(HttpServerResponse.empty(), token, expiresAt, now))
+          expect(attributes).not.toContain("HttpOnly")
+          expect(attributes).not.toContain("Secure")
+          expect(attributes).toContain("SameSite=Lax")
+        }))
+    })
+
+    describe("clear", () => {
+      it.effect("expires the cookie with the same name, path and domain", () =>
+        Effect.gen(function*() {
+          const transport = yield* Transport.makeCookie({ name: "sid", domain: "example.com", path: "/app" })
+          const written = setCookie(transport.write(HttpServerResponse.empty(), token, expiresAt, now))
+          const response = transport.clear(HttpServerResponse.empty())
+          const { attributes, pair } = setCookie(response)
+          expect(pair).toBe("sid=")
+          expect(attributes).toContain("Max-Age=0")
+          for (const attribute of ["Domain=example.com", "Path=/app", "Secure", "HttpOnly", "SameSite=Lax"]) {
+            expect(written.attributes).toContain(attribute)
+            expect(attributes).toContain(attribute)
+          }
+          expect(response.headers["vary"]).toBe("Cookie")
+          expect(response.headers["cache-control"]).toBe("no-store")
+        }))
+
+      it.effect("replaces a cookie written earlier on the same response", () =>
+        Effect.gen(function*() {
+          const transport = yield* Transport.makeCookie()
+          const response = transport.clear(transport.write(HttpServerResponse.empty(), token, expiresAt, now))
+          const { attributes, pair } = setCookie(response)
+          expect(pair).toBe("session=")
+          expect(attributes).toContain("Max-Age=0")
+        }))
+    })
+
+    describe("invalid options", () => {
+      const invalid: ReadonlyArray<readonly [string, Transport.CookieOptions]> = [
+        ["__Host- with a domain", { name: "__Host-sid", domain: "example.com" }],
+        ["__Host- without secure", { name: "__Host-sid", secure: false }],
+        ["__Host- with a path other than /", { name: "__Host-sid", path: "/app" }],
+        ["__Host- in another case with a domain", { name: "__host-sid", domain: "example.com" }],
+        ["__Secure- without secure", { name: "__Secure-sid", secure: false }],
+        ["SameSite=None without secure", { sameSite: "none", secure: false }],
+        ["partitioned without secure", { partitioned: true, secure: false }],
+        ["a name with a space", { name: "bad name" }],
+        ["a name with a semicolon", { name: "a;b" }],
+        ["a name with an equals sign", { name: "a=b" }],
+        ["an empty name", { name: "" }],
+        ["a path with a semicolon", { path: "/a;b" }],
+        ["a domain with a semicolon", { domain: "example.com;x" }]
+      ]
+      for (const [name, options] of invalid) {
+        it.effect(`${name} fails with InvalidTransportOptions`, () =>
+          Effect.gen(function*() {
+            const error = yield* Effect.flip(Transport.makeCookie(options))
+            expect(error).toBeInstanceOf(Transport.InvalidTransportOptions)
+            expect(error._tag).toBe("InvalidTransportOptions")
+            expect(error.message.length).toBeGreaterThan(0)
+          }))
+      }
+
+      it.effect("the layer fails the same way", () =>
+        Effect.gen(function*() {
+          const error = yield* Effect.flip(
+            Transport.Transport.pipe(Effect.provide(Transport.layerCookie({ name: "__Host-sid", secure: false })))
+          )
+          expect(error._tag).toBe("InvalidTransportOptions")
+        }))
+
+      it.effect("valid prefixed names are accepted", () =>
+        Effect.gen(function*() {
+          for (const name of ["__Host-sid", "__Secure-sid", "__host-sid"]) {
+            const transport = yield* Transport.makeCookie({ name })
+            expect(transport.read(request({ cookie: `${name}=${token}` }))).toEqual(Option.some(token))
+          }
+          yield* Transport.makeCookie({ name: "__Secure-sid", domain: "example.com", path: "/app" })
+          yield* Transport.makeCookie({ sameSite: "none", partitioned: true })
+        }))
+    })
+
+    describe("layerCookieConfig", () => {
+      const written = Effect.map(
+        Transport.Transport,
+        (transport) => transport.write(HttpServerResponse.empty(), token, expiresAt, now)
+      )
+
+      it.effect("reads the COOKIE_* variables", () =>
+        Effect.gen(function*() {
+          const response = yield* written
+          const { attributes, pair } = setCookie(response)
+          expect(pair).toBe(`sid=${token}`)
+          expect(attributes).toEqual(
+            expect.arrayContaining(["Domain=example.com", "Path=/app", "SameSite=Strict", "Partitioned", "Secure"])
+          )
+          expect(attributes.some((a) => a.startsWith("Expires="))).toBe(false)
+          expect(attributes.some((a) => a.startsWith("Max-Age="))).toBe(false)
+        }).pipe(
+          Effect.provide(Transport.layerCookieConfig()),
+          withEnv([
+            ["COOKIE_NAME", "sid"],
+            ["COOKIE_DOMAIN", "example.com"],
+            ["COOKIE_PATH", "/app"],
+            ["COOKIE_SAMESITE", "strict"],
+            ["COOKIE_PARTITIONED", "true"],
+            ["COOKIE_PERSISTENT", "false"]
+          ])
+        ))
+
+      it.effect("COOKIE_SECURE=false drops Secure", () =>
+        Effect.gen(function*() {
+          expect(setCookie(yield* written).attributes).not.toContain("Secure")
+        }).pipe(Effect.provide(Transport.layerCookieConfig()), withEnv([["COOKIE_SECURE", "false"]])))
+
+      it.effect("uses the defaults without variables", () =>
+        Effect.gen(function*() {
+          const { attributes, pair } = setCookie(yield* written)
+          expect(pair).toBe(`session=${token}`)
+          expect(attributes).toEqual(
+            expect.arrayContaining([
+              "HttpOnly",
+              "Secure",
+              "SameSite=Lax",
+              "Path=/",
+              `Max-Age=${Duration.toSeconds("3 days")}`
+            ])
+          )
+        }).pipe(Effect.provide(Transport.layerCookieConfig()), withEnv([])))
+
+      it.effect("options that break the cookie rules fail with InvalidTransportOptions", () =>
+        Effect.gen(function*() {
+          const error = yield* Effect.flip(written.pipe(Effect.provide(Transport.layerCookieConfig())))
+          expect(error._tag).toBe("InvalidTransportOptions")
+        }).pipe(withEnv([["COOKIE_NAME", "__Host-sid"], ["COOKIE_DOMAIN", "example.com"]])))
+
+      it.effect("an invalid value is a ConfigError naming the variable", () =>
+        Effect.gen(function*() {
+          for (const [name, value] of [["COOKIE_SAMESITE", "sometimes"], ["COOKIE_SECURE", "maybe"]] as const) {
+            const error = yield* Effect.flip(
+              written.pipe(Effect.provide(Transport.layerCookieConfig()), withEnv([[name, value]]))
+            )
+            expect(ConfigError.isConfigError(error)).toBe(true)
+            expect(String(error)).toContain(name)
+          }
+        }))
+    })
+  })
+
+  describe("header", () => {
+    describe("read", () => {
+      it.effect("reads an Authorization: Bearer token", () =>
+        Effect.gen(function*() {
+          const transport = yield* Transport.makeHeader()
+          expect(transport.read(request({ authorization: `Bearer ${token}` }))).toEqual(Option.some(token))
+          expect(transport.read(request({ Authorization: `bearer ${token}` }))).toEqual(Option.some(token))
+        }))
+
+      it.effect("another scheme, a bare value or garbage is no token", () =>
+        Effect.gen(function*() {
+          const transport = yield* Transport.makeHeader()
+          for (
+            const value of [
+              `Basic ${token}`,
+              token,
+              "Bearer",
+              "Bearer ",
+              `Bearer ${token} extra`,
+              `Bearertoken`,
+              `Token ${token}`,
+              "\u00ff\u00fe garbage"
+            ]
+          ) {
+            expect(transport.read(request({ authorization: value }))).toEqual(Option.none())
+          }
+          expect(transport.read(request())).toEqual(Option.none())
+        }))
+
+      it.effect("ignores the session cookie", () =>
+        Effect.gen(function*() {
+          const transport = yield* Transport.makeHeader()
+          expect(transport.read(request({ cookie: `session=${token}` }))).toEqual(Option.none())
+        }))
+
+      it.effect("a named header is read raw", () =>
+        Effect.gen(function*() {
+          const transport = yield* Transport.makeHeader({ header: "X-Session" })
+          expect(transport.read(request({ "x-session": token }))).toEqual(Option.some(token))
+          expect(transport.read(request({ "X-Session": ` ${token} ` }))).toEqual(Option.some(token))
+          expect(transport.read(request({ authorization: `Bearer ${token}` }))).toEqual(Option.none())
+          expect(transport.read(request())).toEqual(Option.none())
+        }))
+    })
+
+    describe("write and clear", () => {
+      it.effect("write puts the token in x-session-token, uncached, without a cookie", () =>
+        Effect.gen(function*() {
+          const transport = yield* Transport.makeHeader()
+          const response = transport.write(HttpServerResponse.empty(), token, expiresAt, now)
+          expect(response.headers["x-session-token"]).toBe(token)
+          expect(response.headers["cache-control"]).toBe("no-store")
+          expect(setCookies(response)).toEqual([])
+        }))
+
+      it.effect("write uses the configured response header", () =>
+        Effect.gen(function*() {
+          const transport = yield* Transport.makeHeader({ responseHeader: "X-Auth-Token" })
+          const response = transport.write(HttpServerResponse.empty(), token, expiresAt, now)
+          expect(response.headers["x-auth-token"]).toBe(token)
+          expect(response.headers["x-session-token"]).toBeUndefined()
+        }))
+
+      it.effect("clear sets no cookie and no token", () =>
+        Effect.gen(function*() {
+          const transport = yield* Transport.makeHeader()
+          const response = transport.clear(HttpServerResponse.empty())
+          expect(setCookies(response)).toEqual([])
+          expect(response.headers["x-session-token"]).toBeUndefined()
+          expect(response.headers["cache-control"]).toBe("no-store")
+        }))
+    })
+
+    it.effect("invalid header names fail with InvalidTransportOptions", () =>
+      Effect.gen(function*() {
+        for (
+          const options of [{ header: "bad header" }, { header: "" }, { responseHeader: "x:token" }, {
+            responseHeader: "x\ny"
+          }]
+        ) {
+          const error = yield* Effect.flip(Transport.makeHeader(options))
+          expect(error._tag).toBe("InvalidTransportOptions")
+        }
+      }))
+
+    it.effect("layerHeader provides the transport", () =>
+      Effect.gen(function*() {
+        const transport = yield* Transport.Transport
+        expect(transport.read(request({ "x-api-session": token }))).toEqual(Option.some(token))
+      }).pipe(Effect.provide(Transport.layerHeader({ header: "x-api-session" }))))
+  })
+})
