@@ -297,8 +297,15 @@ export const make = <A, I>(
     }
     const decode = Schema.decodeUnknownEither(schema)
     // Data that cannot be encoded is a programming error (the value contradicts its own type's
-    // refinements), so it is a defect rather than an error every caller would have to handle.
-    const encode = (data: A) => Effect.orDie(Schema.encode(schema)(data))
+    // refinements, or its encoded form is not JSON), so it is a defect rather than an error every caller
+    // would have to handle. The encoded form is passed through JSON here, once per write, so that every
+    // backend (in memory or a string store) keeps and returns exactly the same value.
+    const encode = (data: A) =>
+      Effect.flatMap(Effect.orDie(Schema.encode(schema)(data)), (encoded) =>
+        Effect.try({
+          try: () => JSON.parse(JSON.stringify(encoded)) as unknown,
+          catch: () => new Error("session data must encode (through its schema) to a JSON value")
+        }).pipe(Effect.orDie))
 
     const toSession = (id: string, key: string, entry: Entry, data: A): Session<A> => ({
       id: Redacted.make(id),

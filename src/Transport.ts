@@ -171,6 +171,9 @@ export const makeCookie = (options: CookieOptions = {}): Effect.Effect<Transport
     } else if (lower.startsWith("__secure-") && !attributes.secure) {
       return invalid(`cookie "${name}": a __Secure- cookie must be secure`)
     }
+    if (!attributes.path.startsWith("/")) {
+      return invalid(`cookie "${name}": the path must start with "/"`)
+    }
     if (attributes.sameSite === "none" && !attributes.secure) {
       return invalid(`cookie "${name}": SameSite=None requires secure`)
     }
@@ -249,8 +252,9 @@ export const layerCookie = (options: CookieOptions = {}): Layer.Layer<Transport,
 
 /**
  * The cookie transport with its options read from `Config`. By default: `COOKIE_NAME`, `COOKIE_DOMAIN`,
- * `COOKIE_PATH`, `COOKIE_SECURE`, `COOKIE_SAMESITE`, `COOKIE_PARTITIONED`, `COOKIE_PERSISTENT`, each
- * optional.
+ * `COOKIE_PATH`, `COOKIE_SECURE`, `COOKIE_HTTPONLY`, `COOKIE_SAMESITE`, `COOKIE_PARTITIONED`,
+ * `COOKIE_PRIORITY`, `COOKIE_PERSISTENT`, each optional (`COOKIE_SAMESITE` and `COOKIE_PRIORITY` in any
+ * case).
  *
  * @since 0.1.0
  * @category layers
@@ -270,6 +274,16 @@ export const layerHeader = (options: HeaderOptions = {}): Layer.Layer<Transport,
 const optional = <A>(config: Config.Config<A>): Config.Config<A | undefined> =>
   Config.map(Config.option(config), Option.getOrUndefined)
 
+const caseInsensitive = <const L extends string>(name: string, literals: ReadonlyArray<L>): Config.Config<L> =>
+  Config.string().pipe(
+    Config.map((value) => value.toLowerCase()),
+    Config.validate({
+      message: `expected one of ${literals.join(", ")}`,
+      validation: (value): value is L => (literals as ReadonlyArray<string>).includes(value)
+    }),
+    Config.nested(name)
+  )
+
 /**
  * The default environment variables of {@link layerCookieConfig}.
  *
@@ -281,7 +295,9 @@ export const cookieConfig: Config.Config.Wrap<CookieOptions> = {
   domain: optional(Config.string("COOKIE_DOMAIN")),
   path: optional(Config.string("COOKIE_PATH")),
   secure: optional(Config.boolean("COOKIE_SECURE")),
-  sameSite: optional(Config.literal("lax", "strict", "none")("COOKIE_SAMESITE")),
+  httpOnly: optional(Config.boolean("COOKIE_HTTPONLY")),
+  sameSite: optional(caseInsensitive("COOKIE_SAMESITE", ["lax", "strict", "none"])),
   partitioned: optional(Config.boolean("COOKIE_PARTITIONED")),
+  priority: optional(caseInsensitive("COOKIE_PRIORITY", ["low", "medium", "high"])),
   persistent: optional(Config.boolean("COOKIE_PERSISTENT"))
 }

@@ -503,6 +503,29 @@ describe("Sessions", () => {
       }))
   })
 
+  describe("data encoding", () => {
+    class Loose extends Session.Tag<Loose>()("test/Loose", {
+      data: Schema.Struct({ note: Schema.optional(Schema.Unknown) })
+    }) {}
+
+    it.effect("stores the JSON form of the encoded data, so every backend returns the same value", () =>
+      Effect.gen(function*() {
+        const sessions = yield* Loose
+        const { session, token } = yield* sessions.issue("u1", { note: { at: new Date(0), gone: undefined } })
+        const entry = yield* Effect.flatMap(Store, (store) => store.fetch(session.key))
+        expect(Option.getOrThrow(entry).data).toEqual({ note: { at: "1970-01-01T00:00:00.000Z" } })
+        expect((yield* sessions.get(token)).data).toStrictEqual({ note: { at: "1970-01-01T00:00:00.000Z" } })
+      }).pipe(Effect.provide(SessionsTest.layer(Loose))))
+
+    it.effect("data whose encoded form is not JSON is a defect", () =>
+      Effect.gen(function*() {
+        const sessions = yield* Loose
+        const exit = yield* Effect.exit(sessions.issue("u1", { note: 1n }))
+        expect(Exit.isFailure(exit) && Cause.isDie(exit.cause)).toBe(true)
+        expect(String(Exit.isFailure(exit) && Cause.squash(exit.cause))).toContain("JSON")
+      }).pipe(Effect.provide(SessionsTest.layer(Loose))))
+  })
+
   describe("layerConfig", () => {
     const withEnv = (entries: ReadonlyArray<readonly [string, string]>) =>
       Effect.withConfigProvider(ConfigProvider.fromMap(new Map(entries)))

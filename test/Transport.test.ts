@@ -226,6 +226,7 @@ describe("Transport", () => {
         ["a name with an equals sign", { name: "a=b" }],
         ["an empty name", { name: "" }],
         ["a path with a semicolon", { path: "/a;b" }],
+        ["a path not starting with /", { path: "app" }],
         ["a domain with a semicolon", { domain: "example.com;x" }]
       ]
       for (const [name, options] of invalid) {
@@ -285,6 +286,16 @@ describe("Transport", () => {
           ])
         ))
 
+      it.effect("reads COOKIE_HTTPONLY and COOKIE_PRIORITY, and COOKIE_SAMESITE in any case", () =>
+        Effect.gen(function*() {
+          const { attributes } = setCookie(yield* written)
+          expect(attributes).not.toContain("HttpOnly")
+          expect(attributes).toEqual(expect.arrayContaining(["Priority=High", "SameSite=Strict"]))
+        }).pipe(
+          Effect.provide(Transport.layerCookieConfig()),
+          withEnv([["COOKIE_HTTPONLY", "false"], ["COOKIE_PRIORITY", "HIGH"], ["COOKIE_SAMESITE", "Strict"]])
+        ))
+
       it.effect("COOKIE_SECURE=false drops Secure", () =>
         Effect.gen(function*() {
           expect(setCookie(yield* written).attributes).not.toContain("Secure")
@@ -313,7 +324,13 @@ describe("Transport", () => {
 
       it.effect("an invalid value is a ConfigError naming the variable", () =>
         Effect.gen(function*() {
-          for (const [name, value] of [["COOKIE_SAMESITE", "sometimes"], ["COOKIE_SECURE", "maybe"]] as const) {
+          for (
+            const [name, value] of [
+              ["COOKIE_SAMESITE", "sometimes"],
+              ["COOKIE_SECURE", "maybe"],
+              ["COOKIE_PRIORITY", "urgent"]
+            ] as const
+          ) {
             const error = yield* Effect.flip(
               written.pipe(Effect.provide(Transport.layerCookieConfig()), withEnv([[name, value]]))
             )
