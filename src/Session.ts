@@ -33,7 +33,7 @@ import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as Crypto from "node:crypto"
 import { Auth, BadSignature, randomId } from "./Auth.js"
-import { type Entry, Store, StoreError } from "./Store.js"
+import { type Entry, type Key, Store, StoreError } from "./Store.js"
 
 export {
   /** @since 0.1.0 */
@@ -47,22 +47,32 @@ export {
 // -----------------------------------------------------------------------------
 
 /**
- * A valid session.
+ * What is known of a stored session without its token: what `list` answers.
  *
- * `id` is the secret the token is made from: it is `Redacted` so that logging a session never leaks it.
- * `key` is what the store is keyed by, a SHA-256 hash of the id; it is safe to log and to show (for
- * example to list a user's sessions), but cannot be turned back into a token.
+ * `key` is where the store keeps it: a hash of the user id and a SHA-256 hash of the session id. It is
+ * safe to log and to show (for example to let a user revoke one of their sessions), but cannot be turned
+ * back into a token.
  *
  * @since 0.1.0
  * @category models
  */
-export interface Session<A> {
-  readonly id: Redacted.Redacted<string>
-  readonly key: string
+export interface SessionInfo<A> {
+  readonly key: Key
   readonly userId: string
   readonly createdAt: DateTime.Utc
   readonly expiresAt: DateTime.Utc
   readonly data: A
+}
+
+/**
+ * A valid session. `id` is the secret the token is made from: it is `Redacted` so that logging a session
+ * never leaks it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Session<A> extends SessionInfo<A> {
+  readonly id: Redacted.Redacted<string>
 }
 
 /**
@@ -99,6 +109,15 @@ export interface Sessions<A> {
   readonly extend: (session: Session<A>) => Effect.Effect<Session<A>, NotFound | Expired | StoreError>
   /** Deletes the session from the store (at logout). Idempotent. */
   readonly clear: (session: Session<A>) => Effect.Effect<void, StoreError>
+  /** The live sessions of a user, oldest first. Sessions whose data no longer decodes are left out. */
+  readonly list: (userId: string) => Effect.Effect<ReadonlyArray<SessionInfo<A>>, StoreError>
+  /**
+   * Deletes every session of a user ("log out everywhere") and answers how many. Once it returns, no
+   * session of that user issued before the call is valid.
+   */
+  readonly clearAll: (userId: string) => Effect.Effect<number, StoreError>
+  /** Deletes every session of the session's user but this one ("log out my other devices"). */
+  readonly clearOthers: (session: Session<A>) => Effect.Effect<number, StoreError>
   /** The token of a session, signed with the current (first) key. */
   readonly token: (session: Session<A>) => string
 }
@@ -264,13 +283,38 @@ export const isRejected = (u: unknown): u is Rejected =>
  */
 export const defaultTtl: Duration.Duration = Duration.days(3)
 
+const sha256 = (value: string) => Crypto.createHash("sha256").update(value)
+
 /**
- * The store key of a session id: its SHA-256, base64url-encoded.
+ * The `user` part of a user's store keys: the first 128 bits of the SHA-256 of the user id, base64url
+ * (22 characters).
  *
  * @since 0.1.0
  * @category constructors
  */
-export const storeKey = (id: string): string => Crypto.createHash("sha256").update(id).digest("base64url")
+export const userKey = (userId: string): string => sha256(userId).digest().subarray(0, 16).toString("base64url")
+
+const userKeyLength = 22
+const idLength = userKeyLength + 43
+
+/**
+ * A new session id for a user: the user's {@link userKey} followed by {@link Auth.idBytes} random bytes,
+ * base64url. Carrying the user part lets the store find the session's user from the token alone, which
+ * keeps a user's keys together (one Redis Cluster slot) without a lookup.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeId = (userId: string): string => userKey(userId) + randomId()
+
+/**
+ * The store key of a session id, or `undefined` for an id this library did not make.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const storeKey = (id: string): Key | undefined =>
+  id.length === idLength ? { user: id.slice(0, userKeyLength), session: sha256(id).digest("base64url") } : undefined
 
 const notFound = new NotFound()
 const expired = new Expired()
@@ -307,20 +351,23 @@ export const make = <A, I>(
           catch: () => new Error("session data must encode (through its schema) to a JSON value")
         }).pipe(Effect.orDie))
 
-    const toSession = (id: string, key: string, entry: Entry, data: A): Session<A> => ({
-      id: Redacted.make(id),
+    const toInfo = (key: Key, entry: Entry, data: A): SessionInfo<A> => ({
       key,
       userId: entry.userId,
       createdAt: DateTime.unsafeMake(entry.createdAt),
       expiresAt: DateTime.unsafeMake(entry.expiresAt),
       data
     })
+    const toSession = (id: string, key: Key, entry: Entry, data: A): Session<A> => ({
+      id: Redacted.make(id),
+      ...toInfo(key, entry, data)
+    })
 
     const issue = Effect.fn("Sessions.issue")(function*(userId: string, data: A) {
       const encoded = yield* encode(data)
       const now = yield* Clock.currentTimeMillis
-      const id = randomId()
-      const key = storeKey(id)
+      const id = makeId(userId)
+      const key = storeKey(id)!
       const entry: Entry = { userId, createdAt: now, expiresAt: now + ttlMillis, data: encoded }
       // 256 random bits do not collide; a refused create means the store or its contract is broken.
       if (!(yield* store.save(key, entry, "create"))) return yield* Effect.dieMessage("session id collision")
@@ -330,6 +377,7 @@ export const make = <A, I>(
     const get = Effect.fn("Sessions.get")(function*(token: string) {
       const { id } = yield* auth.verify(token)
       const key = storeKey(id)
+      if (key === undefined) return yield* notFound
       const entry = yield* store.fetch(key)
       if (Option.isNone(entry)) return yield* notFound
       if ((yield* Clock.currentTimeMillis) >= entry.value.expiresAt) return yield* expired
@@ -358,12 +406,35 @@ export const make = <A, I>(
       yield* store.delete(session.key)
     })
 
+    const list = Effect.fn("Sessions.list")(function*(userId: string) {
+      const listed = yield* store.list(userKey(userId), yield* Clock.currentTimeMillis)
+      const sessions: Array<SessionInfo<A>> = []
+      for (const { entry, key } of listed) {
+        // The user part is a 128-bit hash: compare the user id itself all the same.
+        if (entry.userId !== userId) continue
+        const data = decode(entry.data)
+        if (Either.isRight(data)) sessions.push(toInfo(key, entry, data.right))
+      }
+      return sessions.sort((a, b) => a.createdAt.epochMillis - b.createdAt.epochMillis)
+    })
+
+    const clearAll = Effect.fn("Sessions.clearAll")(function*(userId: string) {
+      return yield* store.deleteUser(userKey(userId))
+    })
+
+    const clearOthers = Effect.fn("Sessions.clearOthers")(function*(session: Session<A>) {
+      return yield* store.deleteUser(session.key.user, session.key.session)
+    })
+
     return {
       ttl,
       issue,
       get,
       extend,
       clear,
+      list,
+      clearAll,
+      clearOthers,
       token: (session) => auth.sign(Redacted.value(session.id))
     }
   })

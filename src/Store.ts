@@ -1,7 +1,13 @@
 /**
  * The store port: where sessions live between requests.
  *
- * A backend implements three operations and this contract:
+ * A session is stored under a {@link Key} of two parts: `user`, shared by every session of one user (a
+ * hash of the user id), and `session`, its own (a hash of the session id). Both are opaque strings chosen
+ * by the `Sessions` service; a dump of the store yields no usable token. A backend that shards (Redis
+ * Cluster) keeps all of one user's keys together by the `user` part, so per-user operations touch one
+ * shard and stay atomic.
+ *
+ * A backend implements these operations and this contract:
  *
  * - `fetch(key)` answers in one round trip. A missing entry and an entry the backend cannot read
  *   (garbage written by someone else, a value from an incompatible version) are both `Option.none()`:
@@ -9,13 +15,16 @@
  *   lazily); the `Sessions` service refuses it by the clock. Only a system failure (connection lost,
  *   timeout) is a `StoreError`.
  * - `save(key, entry, mode)` is one atomic write that also sets the store-side expiry to
- *   `entry.expiresAt`. With `"create"` it writes only if the key is absent; with `"update"` only if it is
- *   present (so extending a session that was cleared meanwhile cannot bring it back). It answers whether
- *   it wrote.
+ *   `entry.expiresAt` and records the key under its user. With `"create"` it writes only if the key is
+ *   absent; with `"update"` only if it is present (so extending a session that was cleared meanwhile
+ *   cannot bring it back). It answers whether it wrote.
  * - `delete(key)` is idempotent.
- *
- * Keys are opaque strings chosen by the `Sessions` service (a hash of the session id, so a dump of the
- * store yields no usable token); a backend may add its own prefix.
+ * - `list(user, now)` answers every readable entry of that user whose `expiresAt` is after `now`. A
+ *   backend may prune its per-user records of what expired or vanished, by its own clock: it must never
+ *   drop the record of an entry it can still fetch, or `deleteUser` would miss it.
+ * - `deleteUser(user, except)` deletes every session of that user (but the one whose `session` part is
+ *   `except`, if given) atomically with respect to `save`: once it returns, no session of that user
+ *   saved before it was called can be fetched. It answers how many it deleted.
  *
  * @since 0.1.0
  */
@@ -46,6 +55,29 @@ export interface Entry {
 }
 
 /**
+ * Where one session is stored: the part shared by all sessions of its user, and its own part. Both are
+ * base64url strings.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Key {
+  readonly user: string
+  readonly session: string
+}
+
+/**
+ * One session of a user, as `list` answers it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Listed {
+  readonly key: Key
+  readonly entry: Entry
+}
+
+/**
  * How `save` treats an existing key.
  *
  * @since 0.1.0
@@ -60,9 +92,11 @@ export type SaveMode = "create" | "update"
  * @category models
  */
 export interface StoreService {
-  readonly fetch: (key: string) => Effect.Effect<Option.Option<Entry>, StoreError>
-  readonly save: (key: string, entry: Entry, mode: SaveMode) => Effect.Effect<boolean, StoreError>
-  readonly delete: (key: string) => Effect.Effect<void, StoreError>
+  readonly fetch: (key: Key) => Effect.Effect<Option.Option<Entry>, StoreError>
+  readonly save: (key: Key, entry: Entry, mode: SaveMode) => Effect.Effect<boolean, StoreError>
+  readonly delete: (key: Key) => Effect.Effect<void, StoreError>
+  readonly list: (user: string, now: number) => Effect.Effect<ReadonlyArray<Listed>, StoreError>
+  readonly deleteUser: (user: string, except?: string) => Effect.Effect<number, StoreError>
 }
 
 // -----------------------------------------------------------------------------
@@ -97,7 +131,7 @@ export class StoreError extends Schema.TaggedError<StoreError>("effect-sessions/
 ) {
   /** @since 0.1.0 */
   [HttpServerRespondable.symbol]() {
-    return Effect.succeed(HttpServerResponse.empty({ status: 503 }))
+    return Effect.succeed(HttpServerResponse.empty({ status: 503, headers: { "retry-after": "1" } }))
   }
 }
 
@@ -106,7 +140,7 @@ export class StoreError extends Schema.TaggedError<StoreError>("effect-sessions/
 // -----------------------------------------------------------------------------
 
 /**
- * Makes a store from its three operations. A backend needs nothing more.
+ * Makes a store from its operations. A backend needs nothing more.
  *
  * @since 0.1.0
  * @category constructors

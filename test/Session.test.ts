@@ -94,14 +94,14 @@ describe("Sessions", () => {
         const sessions = yield* AppSession
         const store = yield* Store
         const auth = yield* Auth.Auth
-        const id = Auth.randomId()
+        const id = Session.makeId("user-9")
         const entry: Entry = {
           userId: "user-9",
           createdAt: 0,
           expiresAt: ttlMillis,
           data: { csrf: "c", lastSeen: "2020-02-29T23:59:59.000Z", visits: "42" }
         }
-        expect(yield* store.save(Session.storeKey(id), entry, "create")).toBe(true)
+        expect(yield* store.save(Session.storeKey(id)!, entry, "create")).toBe(true)
         const got = yield* sessions.get(auth.sign(id))
         expect(got.userId).toBe("user-9")
         expect(got.data).toEqual({ csrf: "c", lastSeen: new Date(Date.UTC(2020, 1, 29, 23, 59, 59)), visits: 42 })
@@ -231,6 +231,74 @@ describe("Sessions", () => {
       }).pipe(Effect.provide(TestLayer)))
   })
 
+  describe("per-user operations", () => {
+    it.effect("list answers a user's live sessions, oldest first, with their data", () =>
+      Effect.gen(function*() {
+        const sessions = yield* AppSession
+        const first = yield* sessions.issue("alice", data)
+        yield* TestClock.adjust("1 minute")
+        const second = yield* sessions.issue("alice", { ...data, visits: 4 })
+        yield* sessions.issue("bob", data)
+        const listed = yield* sessions.list("alice")
+        expect(listed.map((info) => info.key)).toEqual([first.session.key, second.session.key])
+        expect(listed.map((info) => info.data.visits)).toEqual([3, 4])
+        expect(listed.every((info) => info.userId === "alice")).toBe(true)
+        expect(listed.some((info) => "id" in info)).toBe(false)
+
+        // the first expires a minute before the second: half a minute after the first expired
+        yield* TestClock.adjust(Duration.subtract(ttl, Duration.seconds(30)))
+        expect((yield* sessions.list("alice")).map((info) => info.key)).toEqual([second.session.key])
+        expect(yield* sessions.list("nobody")).toEqual([])
+      }).pipe(Effect.provide(TestLayer)))
+
+    it.effect("list leaves out sessions whose data no longer decodes", () =>
+      Effect.gen(function*() {
+        const sessions = yield* AppSession
+        const store = yield* Store
+        const good = yield* sessions.issue("alice", data)
+        const bad = yield* sessions.issue("alice", data)
+        const entry = Option.getOrThrow(yield* store.fetch(bad.session.key))
+        yield* store.save(bad.session.key, { ...entry, data: "garbage" }, "update")
+        expect((yield* sessions.list("alice")).map((info) => info.key)).toEqual([good.session.key])
+      }).pipe(Effect.provide(TestLayer)))
+
+    it.effect("clearAll logs a user out everywhere and leaves other users alone", () =>
+      Effect.gen(function*() {
+        const sessions = yield* AppSession
+        const alice = yield* Effect.all([sessions.issue("alice", data), sessions.issue("alice", data)])
+        const bob = yield* sessions.issue("bob", data)
+        expect(yield* sessions.clearAll("alice")).toBe(2)
+        for (const { token } of alice) expect((yield* Effect.flip(sessions.get(token)))._tag).toBe("NotFound")
+        expect((yield* sessions.get(bob.token)).userId).toBe("bob")
+        expect(yield* sessions.clearAll("alice")).toBe(0)
+      }).pipe(Effect.provide(TestLayer)))
+
+    it.effect("clearOthers keeps only the given session", () =>
+      Effect.gen(function*() {
+        const sessions = yield* AppSession
+        const [current, other, third] = yield* Effect.all([
+          sessions.issue("alice", data),
+          sessions.issue("alice", data),
+          sessions.issue("alice", data)
+        ])
+        expect(yield* sessions.clearOthers(current.session)).toBe(2)
+        expect((yield* sessions.get(current.token)).userId).toBe("alice")
+        expect((yield* Effect.flip(sessions.get(other.token)))._tag).toBe("NotFound")
+        expect((yield* Effect.flip(sessions.get(third.token)))._tag).toBe("NotFound")
+        expect((yield* sessions.list("alice")).map((info) => info.key)).toEqual([current.session.key])
+      }).pipe(Effect.provide(TestLayer)))
+
+    it.effect("a signed id this library did not make (no user part) is NotFound without a store lookup", () =>
+      Effect.gen(function*() {
+        const sessions = yield* AppSession
+        const auth = yield* Auth.Auth
+        const outage = yield* SessionsTest.Outage
+        yield* outage.start // a lookup would fail with StoreError
+        expect((yield* Effect.flip(sessions.get(auth.sign(Auth.randomId()))))._tag).toBe("NotFound")
+        yield* outage.end
+      }).pipe(Effect.provide(TestLayer)))
+  })
+
   describe("ids and store keys", () => {
     it.effect("a session id carries at least 128 bits and is the id part of the token", () =>
       Effect.gen(function*() {
@@ -238,7 +306,10 @@ describe("Sessions", () => {
         const { session, token } = yield* sessions.issue("user-1", data)
         const id = Redacted.value(session.id)
         expect(id).toMatch(/^[A-Za-z0-9_-]+$/)
-        expect(Buffer.from(id, "base64url").length * 8).toBeGreaterThanOrEqual(128)
+        // the user part, then the random part
+        expect(id.startsWith(Session.userKey("user-1"))).toBe(true)
+        expect(Buffer.from(id.slice(Session.userKey("user-1").length), "base64url").length * 8)
+          .toBeGreaterThanOrEqual(128)
         expect(token.startsWith(`${id}.`)).toBe(true)
       }).pipe(Effect.provide(TestLayer)))
 
@@ -248,10 +319,10 @@ describe("Sessions", () => {
         const store = yield* Store
         const { session, token } = yield* sessions.issue("user-1", data)
         const id = Redacted.value(session.id)
-        expect(session.key).toBe(sha256(id))
-        expect(Session.storeKey(id)).toBe(sha256(id))
-        expect(session.key).not.toContain(id)
-        expect(Option.isNone(yield* store.fetch(id))).toBe(true)
+        expect(session.key).toEqual({ user: Session.userKey("user-1"), session: sha256(id) })
+        expect(Session.storeKey(id)).toEqual(session.key)
+        expect(session.key.session).not.toContain(id)
+        expect(Option.isNone(yield* store.fetch({ user: session.key.user, session: id }))).toBe(true)
         const entry = yield* store.fetch(session.key)
         expect(Option.isSome(entry)).toBe(true)
         const serialized = JSON.stringify(Option.getOrThrow(entry))
@@ -283,9 +354,9 @@ describe("Sessions", () => {
           const sessions = yield* AppSession
           const store = yield* Store
           const auth = yield* Auth.Auth
-          const id = Auth.randomId()
+          const id = Session.makeId("user-1")
           const entry: Entry = { userId: "user-1", createdAt: 0, expiresAt: ttlMillis, data: garbage }
-          expect(yield* store.save(Session.storeKey(id), entry, "create")).toBe(true)
+          expect(yield* store.save(Session.storeKey(id)!, entry, "create")).toBe(true)
           const exit = yield* Effect.exit(sessions.get(auth.sign(id)))
           expect(Exit.isFailure(exit) && !Cause.isDie(exit.cause)).toBe(true)
           if (Exit.isFailure(exit)) {
@@ -601,7 +672,9 @@ describe("Sessions", () => {
         }
         const storeError = new Session.StoreError({ reason: "Unavailable", message: "down" })
         expect(Session.isRejected(storeError)).toBe(false)
-        expect((yield* HttpServerRespondable.toResponse(storeError)).status).toBe(503)
+        const unavailable = yield* HttpServerRespondable.toResponse(storeError)
+        expect(unavailable.status).toBe(503)
+        expect(unavailable.headers["retry-after"]).toBe("1")
       }))
   })
 })

@@ -23,7 +23,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
-import { type Entry, make as makeStore, Store, type StoreService } from "../Store.js"
+import { type Key, type Listed, make as makeStore, Store, type StoreService } from "../Store.js"
 
 /**
  * @since 0.1.0
@@ -62,30 +62,64 @@ export interface MemoryStore extends StoreService {
 export const make = (options: Options = {}): Effect.Effect<MemoryStore, never, Scope.Scope> =>
   Effect.gen(function*() {
     const capacity = Math.max(1, Math.floor(options.capacity ?? defaultCapacity))
-    const entries = new Map<string, Entry>()
+    // entries by `user.session`, in write order; and each user's entries, for the per-user operations
+    const entries = new Map<string, Listed>()
+    const users = new Map<string, Set<string>>()
+    const flat = (key: Key) => `${key.user}.${key.session}`
+
+    const remove = (id: string) => {
+      const stored = entries.get(id)
+      if (stored === undefined) return false
+      entries.delete(id)
+      const ids = users.get(stored.key.user)
+      if (ids !== undefined && ids.delete(id) && ids.size === 0) users.delete(stored.key.user)
+      return true
+    }
 
     const sweep = Effect.map(Clock.currentTimeMillis, (now) => {
-      for (const [key, entry] of entries) {
-        if (entry.expiresAt <= now) entries.delete(key)
+      for (const [id, { entry }] of entries) {
+        if (entry.expiresAt <= now) remove(id)
       }
     })
     yield* Effect.forkScoped(Effect.schedule(sweep, Schedule.spaced(options.sweepInterval ?? Duration.minutes(1))))
 
     return {
       ...makeStore({
-        fetch: (key) => Effect.sync(() => Option.fromNullable(entries.get(key))),
+        fetch: (key) => Effect.sync(() => Option.map(Option.fromNullable(entries.get(flat(key))), (_) => _.entry)),
         save: (key, entry, mode) =>
           Effect.sync(() => {
-            const exists = entries.has(key)
+            const id = flat(key)
+            const exists = entries.has(id)
             if (exists !== (mode === "update")) return false
-            if (exists) entries.delete(key) // re-inserted below, at the back
-            else while (entries.size >= capacity) entries.delete(entries.keys().next().value!)
-            entries.set(key, entry)
+            if (exists) entries.delete(id) // re-inserted below, at the back
+            else while (entries.size >= capacity) remove(entries.keys().next().value!)
+            entries.set(id, { key, entry })
+            const ids = users.get(key.user)
+            if (ids === undefined) users.set(key.user, new Set([id]))
+            else ids.add(id)
             return true
           }),
         delete: (key) =>
           Effect.sync(() => {
-            entries.delete(key)
+            remove(flat(key))
+          }),
+        list: (user, now) =>
+          Effect.sync(() => {
+            const listed: Array<Listed> = []
+            for (const id of users.get(user) ?? []) {
+              const stored = entries.get(id)!
+              if (stored.entry.expiresAt > now) listed.push(stored)
+            }
+            return listed
+          }),
+        deleteUser: (user, except) =>
+          Effect.sync(() => {
+            let deleted = 0
+            for (const id of Array.from(users.get(user) ?? [])) {
+              if (except !== undefined && id === `${user}.${except}`) continue
+              if (remove(id)) deleted++
+            }
+            return deleted
           })
       }),
       size: Effect.sync(() => entries.size),

@@ -55,7 +55,9 @@ const layerStore = (options: Memory.Options | undefined): Layer.Layer<Store | Ou
     const store = Store.of({
       fetch: (key) => guard(memory.fetch(key)),
       save: (key, entry, mode) => guard(memory.save(key, entry, mode)),
-      delete: (key) => guard(memory.delete(key))
+      delete: (key) => guard(memory.delete(key)),
+      list: (user, now) => guard(memory.list(user, now)),
+      deleteUser: (user, except) => guard(memory.deleteUser(user, except))
     })
     const outage = Outage.of({
       start: Effect.sync(() => {

@@ -148,7 +148,9 @@ describe("HTTP middleware", () => {
           // fail closed: a request with a session cookie is not served as anonymous either
           expect((yield* get("/optional", { cookie })).status).toBe(503)
           // issuing needs the store too: 503, not 500
-          expect((yield* get("/login")).status).toBe(503)
+          const login = yield* get("/login")
+          expect(login.status).toBe(503)
+          expect(login.headers["retry-after"]).toBe("1")
           // requests without a session do not touch the store
           expect((yield* get("/optional")).status).toBe(200)
         } finally {

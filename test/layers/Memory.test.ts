@@ -1,16 +1,19 @@
 import { describe, expect, it } from "@effect/vitest"
 import { ConfigError, ConfigProvider, Duration, Effect, Option, TestClock } from "effect"
 import * as Memory from "../../src/layers/Memory.js"
-import { type Entry, Store } from "../../src/Store.js"
+import { type Entry, type Key, Store } from "../../src/Store.js"
 import { storeContract } from "../contract/Store.js"
 
 storeContract("memory", Memory.layer())
-storeContract("memory (small capacity)", Memory.layer({ capacity: 64 }))
+storeContract("memory (capacity 320: evicts during the suite, above any one test)", Memory.layer({ capacity: 320 }))
 
 const entry = (expiresAt: number, data: unknown = null): Entry => ({ userId: "u", createdAt: 0, expiresAt, data })
 const hour = Duration.toMillis("1 hour")
 
-const present = (store: Store["Type"], key: string) => Effect.map(store.fetch(key), Option.isSome)
+// Keys of one user unless a test says otherwise; the per-user operations have their own tests below.
+const k = (session: string, user = "u"): Key => ({ user, session })
+
+const present = (store: Store["Type"], key: string) => Effect.map(store.fetch(k(key)), Option.isSome)
 
 const withEnv = (entries: ReadonlyArray<readonly [string, string]>) =>
   Effect.withConfigProvider(ConfigProvider.fromMap(new Map(entries)))
@@ -21,26 +24,26 @@ describe("Memory store", () => {
       Effect.gen(function*() {
         const store = yield* Memory.make({ capacity: 3 })
         const keys = ["k0", "k1", "k2", "k3", "k4"]
-        for (const key of keys) expect(yield* store.save(key, entry(hour, key), "create")).toBe(true)
+        for (const key of keys) expect(yield* store.save(k(key), entry(hour, key), "create")).toBe(true)
         expect(yield* store.size).toBe(3)
         expect(yield* present(store, "k0")).toBe(false)
         expect(yield* present(store, "k1")).toBe(false)
         for (const key of ["k2", "k3", "k4"]) {
-          expect(yield* store.fetch(key)).toEqual(Option.some(entry(hour, key)))
+          expect(yield* store.fetch(k(key))).toEqual(Option.some(entry(hour, key)))
         }
       }))
 
     it.scoped("an update moves its key to the back of the eviction order", () =>
       Effect.gen(function*() {
         const store = yield* Memory.make({ capacity: 3 })
-        for (const key of ["a", "b", "c"]) yield* store.save(key, entry(hour), "create")
-        expect(yield* store.save("a", entry(2 * hour), "update")).toBe(true)
-        yield* store.save("d", entry(hour), "create")
+        for (const key of ["a", "b", "c"]) yield* store.save(k(key), entry(hour), "create")
+        expect(yield* store.save(k("a"), entry(2 * hour), "update")).toBe(true)
+        yield* store.save(k("d"), entry(hour), "create")
         expect(yield* present(store, "b")).toBe(false)
-        expect(yield* store.fetch("a")).toEqual(Option.some(entry(2 * hour)))
+        expect(yield* store.fetch(k("a"))).toEqual(Option.some(entry(2 * hour)))
         expect(yield* present(store, "c")).toBe(true)
         expect(yield* present(store, "d")).toBe(true)
-        yield* store.save("e", entry(hour), "create")
+        yield* store.save(k("e"), entry(hour), "create")
         expect(yield* present(store, "c")).toBe(false)
         expect(yield* present(store, "a")).toBe(true)
       }))
@@ -48,9 +51,9 @@ describe("Memory store", () => {
     it.scoped("an update in a full store evicts nothing", () =>
       Effect.gen(function*() {
         const store = yield* Memory.make({ capacity: 2 })
-        yield* store.save("a", entry(hour), "create")
-        yield* store.save("b", entry(hour), "create")
-        expect(yield* store.save("b", entry(2 * hour), "update")).toBe(true)
+        yield* store.save(k("a"), entry(hour), "create")
+        yield* store.save(k("b"), entry(hour), "create")
+        expect(yield* store.save(k("b"), entry(2 * hour), "update")).toBe(true)
         expect(yield* store.size).toBe(2)
         expect(yield* present(store, "a")).toBe(true)
       }))
@@ -58,22 +61,22 @@ describe("Memory store", () => {
     it.scoped("a refused create in a full store evicts nothing", () =>
       Effect.gen(function*() {
         const store = yield* Memory.make({ capacity: 2 })
-        yield* store.save("a", entry(hour, "a"), "create")
-        yield* store.save("b", entry(hour, "b"), "create")
-        expect(yield* store.save("b", entry(hour, "other"), "create")).toBe(false)
+        yield* store.save(k("a"), entry(hour, "a"), "create")
+        yield* store.save(k("b"), entry(hour, "b"), "create")
+        expect(yield* store.save(k("b"), entry(hour, "other"), "create")).toBe(false)
         expect(yield* store.size).toBe(2)
-        expect(yield* store.fetch("a")).toEqual(Option.some(entry(hour, "a")))
-        expect(yield* store.fetch("b")).toEqual(Option.some(entry(hour, "b")))
+        expect(yield* store.fetch(k("a"))).toEqual(Option.some(entry(hour, "a")))
+        expect(yield* store.fetch(k("b"))).toEqual(Option.some(entry(hour, "b")))
       }))
 
     it.scoped("a deleted entry frees its slot", () =>
       Effect.gen(function*() {
         const store = yield* Memory.make({ capacity: 2 })
-        yield* store.save("a", entry(hour), "create")
-        yield* store.save("b", entry(hour), "create")
-        yield* store.delete("a")
+        yield* store.save(k("a"), entry(hour), "create")
+        yield* store.save(k("b"), entry(hour), "create")
+        yield* store.delete(k("a"))
         expect(yield* store.size).toBe(1)
-        yield* store.save("c", entry(hour), "create")
+        yield* store.save(k("c"), entry(hour), "create")
         expect(yield* present(store, "b")).toBe(true)
         expect(yield* present(store, "c")).toBe(true)
       }))
@@ -83,16 +86,16 @@ describe("Memory store", () => {
     it.scoped("create refuses an existing key and leaves the entry unchanged", () =>
       Effect.gen(function*() {
         const store = yield* Memory.make()
-        expect(yield* store.save("k", entry(hour, "first"), "create")).toBe(true)
-        expect(yield* store.save("k", entry(2 * hour, "second"), "create")).toBe(false)
-        expect(yield* store.fetch("k")).toEqual(Option.some(entry(hour, "first")))
+        expect(yield* store.save(k("k"), entry(hour, "first"), "create")).toBe(true)
+        expect(yield* store.save(k("k"), entry(2 * hour, "second"), "create")).toBe(false)
+        expect(yield* store.fetch(k("k"))).toEqual(Option.some(entry(hour, "first")))
         expect(yield* store.size).toBe(1)
       }))
 
     it.scoped("update refuses a missing key and writes nothing", () =>
       Effect.gen(function*() {
         const store = yield* Memory.make()
-        expect(yield* store.save("k", entry(hour), "update")).toBe(false)
+        expect(yield* store.save(k("k"), entry(hour), "update")).toBe(false)
         expect(yield* present(store, "k")).toBe(false)
         expect(yield* store.size).toBe(0)
       }))
@@ -102,8 +105,8 @@ describe("Memory store", () => {
     it.scoped("expired entries stay until the sweep interval passes, then only they are deleted", () =>
       Effect.gen(function*() {
         const store = yield* Memory.make({ sweepInterval: "1 minute" })
-        yield* store.save("soon", entry(Duration.toMillis("30 seconds")), "create")
-        yield* store.save("later", entry(Duration.toMillis("10 minutes")), "create")
+        yield* store.save(k("soon"), entry(Duration.toMillis("30 seconds")), "create")
+        yield* store.save(k("later"), entry(Duration.toMillis("10 minutes")), "create")
 
         // Expired by now, but the store expires lazily: it is still there until swept.
         yield* TestClock.adjust("45 seconds")
@@ -124,7 +127,7 @@ describe("Memory store", () => {
       Effect.gen(function*() {
         const store = yield* Memory.make({ sweepInterval: "10 seconds" })
         for (let i = 1; i <= 5; i++) {
-          yield* store.save(`k${i}`, entry(Duration.toMillis(Duration.seconds(10 * i - 5))), "create")
+          yield* store.save(k(`k${i}`), entry(Duration.toMillis(Duration.seconds(10 * i - 5))), "create")
         }
         for (let i = 1; i <= 5; i++) {
           yield* TestClock.adjust("10 seconds")
@@ -136,8 +139,8 @@ describe("Memory store", () => {
     it.scoped("sweep on demand deletes entries whose expiry has been reached", () =>
       Effect.gen(function*() {
         const store = yield* Memory.make({ sweepInterval: "1 day" })
-        yield* store.save("at", entry(1000), "create")
-        yield* store.save("after", entry(1001), "create")
+        yield* store.save(k("at"), entry(1000), "create")
+        yield* store.save(k("after"), entry(1001), "create")
         yield* TestClock.adjust("1 second")
         yield* store.sweep
         expect(yield* present(store, "at")).toBe(false)
@@ -147,9 +150,38 @@ describe("Memory store", () => {
     it.effect("the sweeper stops when the scope closes", () =>
       Effect.gen(function*() {
         const store = yield* Effect.scoped(Memory.make({ sweepInterval: "1 minute" }))
-        yield* store.save("k", entry(1000), "create")
+        yield* store.save(k("k"), entry(1000), "create")
         yield* TestClock.adjust("10 minutes")
         expect(yield* present(store, "k")).toBe(true)
+      }))
+  })
+
+  describe("per-user records", () => {
+    it.scoped("eviction and the sweep also drop the entries from their user's list", () =>
+      Effect.gen(function*() {
+        const store = yield* Memory.make({ capacity: 3, sweepInterval: "1 minute" })
+        yield* store.save(k("a", "alice"), entry(Duration.toMillis("30 seconds")), "create")
+        yield* store.save(k("b", "alice"), entry(hour), "create")
+        yield* store.save(k("c", "bob"), entry(hour), "create")
+        yield* store.save(k("d", "bob"), entry(hour), "create") // evicts alice's "a"
+        expect((yield* store.list("alice", 0)).map((listed) => listed.key.session)).toEqual(["b"])
+        expect(yield* store.deleteUser("alice")).toBe(1)
+
+        yield* TestClock.adjust("2 hours") // the sweep removes bob's expired entries
+        expect(yield* store.size).toBe(0)
+        expect(yield* store.list("bob", 0)).toEqual([])
+        expect(yield* store.deleteUser("bob")).toBe(0)
+      }))
+
+    it.scoped("deleteUser frees capacity", () =>
+      Effect.gen(function*() {
+        const store = yield* Memory.make({ capacity: 2 })
+        yield* store.save(k("a", "alice"), entry(hour), "create")
+        yield* store.save(k("b", "alice"), entry(hour), "create")
+        expect(yield* store.deleteUser("alice")).toBe(2)
+        yield* store.save(k("c", "bob"), entry(hour), "create")
+        yield* store.save(k("d", "bob"), entry(hour), "create")
+        expect((yield* store.list("bob", 0)).map((listed) => listed.key.session).sort()).toEqual(["c", "d"])
       }))
   })
 
@@ -157,7 +189,7 @@ describe("Memory store", () => {
     it.effect("reads SESSION_MEMORY_CAPACITY", () =>
       Effect.gen(function*() {
         const store = yield* Store
-        for (const key of ["a", "b", "c"]) yield* store.save(key, entry(hour), "create")
+        for (const key of ["a", "b", "c"]) yield* store.save(k(key), entry(hour), "create")
         expect(yield* present(store, "a")).toBe(false)
         expect(yield* present(store, "b")).toBe(true)
         expect(yield* present(store, "c")).toBe(true)
@@ -166,7 +198,7 @@ describe("Memory store", () => {
     it.effect("reads SESSION_MEMORY_SWEEP_INTERVAL", () =>
       Effect.gen(function*() {
         const store = yield* Store
-        yield* store.save("k", entry(Duration.toMillis("5 seconds")), "create")
+        yield* store.save(k("k"), entry(Duration.toMillis("5 seconds")), "create")
         yield* TestClock.adjust("10 seconds")
         expect(yield* present(store, "k")).toBe(false)
       }).pipe(Effect.provide(Memory.layerConfig()), withEnv([["SESSION_MEMORY_SWEEP_INTERVAL", "10 seconds"]])))
@@ -174,12 +206,12 @@ describe("Memory store", () => {
     it.effect("defaults to a one-minute sweep and the default capacity without configuration", () =>
       Effect.gen(function*() {
         const store = yield* Store
-        yield* store.save("k", entry(Duration.toMillis("5 seconds")), "create")
+        yield* store.save(k("k"), entry(Duration.toMillis("5 seconds")), "create")
         yield* TestClock.adjust("59 seconds")
         expect(yield* present(store, "k")).toBe(true)
         yield* TestClock.adjust("1 second")
         expect(yield* present(store, "k")).toBe(false)
-        for (let i = 0; i < 1000; i++) yield* store.save(`k${i}`, entry(hour), "create")
+        for (let i = 0; i < 1000; i++) yield* store.save(k(`k${i}`), entry(hour), "create")
         expect(yield* present(store, "k0")).toBe(true)
       }).pipe(Effect.provide(Memory.layerConfig()), withEnv([])))
 
