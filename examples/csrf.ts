@@ -20,6 +20,16 @@
  * keys of at least 32 bytes, newest first; a random key when unset), `SESSION_TTL` (`3 days`),
  * `COOKIE_SECURE` (`true`; `false` for plain-http local use) and the other `COOKIE_*` variables of
  * `Transport.cookieConfig`.
+ *
+ * The store: Redis when `REDIS_URL` is set (`redis://[[user]:password@]host[:port][/db]`), a Redis Cluster
+ * when `REDIS_CLUSTER_NODES` is set (`host:port,host:port`), otherwise in memory (sessions then live in this
+ * process only). The Redis stores also read `REDIS_PREFIX`, `REDIS_CONNECT_TIMEOUT`,
+ * `REDIS_COMMAND_TIMEOUT` and `REDIS_AUTO_PIPELINING`; the in-memory store `SESSION_MEMORY_CAPACITY` and
+ * `SESSION_MEMORY_SWEEP_INTERVAL`.
+ *
+ * ```sh
+ * REDIS_URL=redis://127.0.0.1:6379 COOKIE_SECURE=false npm start
+ * ```
  */
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
@@ -41,6 +51,7 @@ import { pathToFileURL } from "node:url"
 import * as Auth from "../src/Auth.js"
 import * as SessionHttp from "../src/layers/Http.js"
 import * as Memory from "../src/layers/Memory.js"
+import * as Redis from "../src/layers/Redis.js"
 import * as Session from "../src/Session.js"
 import * as Transport from "../src/Transport.js"
 
@@ -156,9 +167,43 @@ const CookiesLive = Layer.unwrapEffect(
     ))
 )
 
+// `host:port` of a Redis URL, for the log: the URL itself may carry a password.
+const redisAddress = (url: string): string => {
+  try {
+    const parsed = new URL(url)
+    return ` at ${parsed.hostname}:${parsed.port === "" ? "6379" : parsed.port}`
+  } catch {
+    return ""
+  }
+}
+
+// The store is chosen by what the environment names: a Redis node, a Redis Cluster, or none (in memory).
+// The Redis layers read their own variables again, with the options that go with them. An empty variable
+// counts as unset.
+const StoreLive = Layer.unwrapEffect(
+  Effect.gen(function*() {
+    const url = Option.filter(yield* Config.option(Config.redacted("REDIS_URL")), (url) => Redacted.value(url) !== "")
+    if (Option.isSome(url)) {
+      yield* Effect.logInfo(`session store: Redis${redisAddress(Redacted.value(url.value))}`)
+      return Redis.layerConfig()
+    }
+    const nodes = Option.filter(yield* Config.option(Config.string("REDIS_CLUSTER_NODES")), (nodes) => nodes !== "")
+    if (Option.isSome(nodes)) {
+      // seed nodes are `host:port`; anything else (a typo, a password pasted in) is left out of the log
+      const seeds = nodes.value.split(",").map((node) => node.trim()).filter((node) =>
+        /^(?:[\w.-]+|\[[\da-fA-F:.]+\]):\d+$/.test(node)
+      )
+      yield* Effect.logInfo(`session store: Redis Cluster (seed nodes ${seeds.join(", ")})`)
+      return Redis.layerClusterConfig()
+    }
+    yield* Effect.logInfo("session store: in memory (set REDIS_URL or REDIS_CLUSTER_NODES to use Redis)")
+    return Memory.layerConfig()
+  })
+)
+
 /** Everything the routes need: the sessions service (lifetime from `SESSION_TTL`) on its ports. */
 export const SessionsLive = Session.layerConfig(AppSession).pipe(
-  Layer.provideMerge(Layer.mergeAll(Memory.layerConfig(), AuthLive, CookiesLive))
+  Layer.provideMerge(Layer.mergeAll(StoreLive, AuthLive, CookiesLive))
 )
 
 /**

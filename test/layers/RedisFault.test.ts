@@ -1,0 +1,220 @@
+/**
+ * What the HTTP app does when its Redis goes away and comes back, against a real `redis-server` started by
+ * the harness (never `REDIS_URL`: these tests kill it) and a real HTTP listener on 127.0.0.1.
+ *
+ * - Redis stopped: requests that need the store answer 503 quickly (commands fail fast while the client is
+ *   disconnected), requests that do not still work, and the app keeps serving.
+ * - Redis frozen (SIGSTOP, the connection stays open but nothing answers): 503 after `commandTimeout`.
+ * - Redis back on the same port: the app recovers by itself (ioredis reconnects), without a restart.
+ *
+ * Everything runs on the real clock and is bounded: each request has a deadline, each poll a limit.
+ */
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import * as HttpClient from "@effect/platform/HttpClient"
+import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
+import * as HttpRouter from "@effect/platform/HttpRouter"
+import * as HttpServer from "@effect/platform/HttpServer"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import { describe, expect, it } from "@effect/vitest"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
+import * as Redacted from "effect/Redacted"
+import * as Schedule from "effect/Schedule"
+import * as Schema from "effect/Schema"
+import * as Auth from "../../src/Auth.js"
+import * as SessionHttp from "../../src/layers/Http.js"
+import * as Redis from "../../src/layers/Redis.js"
+import * as Session from "../../src/Session.js"
+import * as Transport from "../../src/Transport.js"
+import { type RedisServer, startRedis } from "../support/redis.js"
+
+class AppSession extends Session.Tag<AppSession>()("test/RedisFault/AppSession", {
+  data: Schema.Struct({ csrf: Schema.String })
+}) {}
+
+const AppHttp = SessionHttp.make(AppSession)
+
+const router = HttpRouter.empty.pipe(
+  HttpRouter.get("/login", Effect.as(AppHttp.issue("u1", { csrf: Auth.randomId(16) }), HttpServerResponse.text("in"))),
+  HttpRouter.get("/me", Effect.map(AppHttp.require, (session) => HttpServerResponse.text(session.userId))),
+  // touches no store: shows the app itself is alive during an outage
+  HttpRouter.get("/health", Effect.succeed(HttpServerResponse.text("ok")))
+)
+
+const commandTimeout = Duration.millis(500)
+/** What a single request may take during an outage: the command timeout plus generous slack. */
+const requestDeadline = Duration.seconds(3)
+/** How long ioredis may take to reconnect once Redis is back (its backoff tops out at 2 s). */
+const recoveryDeadline = Duration.seconds(10)
+
+const appLayer = (redis: RedisServer) =>
+  HttpServer.serve(router, AppHttp.middleware).pipe(
+    Layer.provideMerge(NodeHttpServer.layerTest),
+    Layer.provide(
+      Session.layer(AppSession, { ttl: "1 hour" }).pipe(
+        Layer.provideMerge(Layer.mergeAll(
+          Redis.layer({ url: redis.url, commandTimeout, connectTimeout: "2 seconds", prefix: "fault:" }),
+          Auth.layer({ keys: [Redacted.make(Auth.randomId(48))] }),
+          Transport.layerCookie({ secure: false })
+        ))
+      )
+    )
+  )
+
+// The app's logs, kept so a test can check what was logged (and that no token was).
+const captureLogs = Effect.gen(function*() {
+  const lines: Array<string> = []
+  const logger = Logger.map(Logger.logfmtLogger, (line) => {
+    lines.push(line)
+  })
+  return { lines, layer: Logger.replace(Logger.defaultLogger, logger) }
+})
+
+/** A request with its wall-clock duration; fails the test if it takes longer than `requestDeadline`. */
+const get = (path: string, cookie?: string) =>
+  HttpClient.get(path, { headers: cookie === undefined ? {} : { cookie } }).pipe(
+    Effect.flatMap((response) => Effect.as(response.text, response)),
+    Effect.scoped,
+    Effect.timed,
+    Effect.timeoutFail({
+      duration: requestDeadline,
+      onTimeout: () => new Error(`GET ${path} took longer than ${Duration.format(requestDeadline)}`)
+    }),
+    Effect.map(([elapsed, response]) => ({ response, elapsed: Duration.toMillis(elapsed) }))
+  )
+
+const sessionCookie = (response: HttpClientResponse.HttpClientResponse): string => {
+  const header = response.headers["set-cookie"] as string | ReadonlyArray<string> | undefined
+  const lines = header === undefined ? [] : typeof header === "string" ? [header] : header
+  const line = lines.find((line) => line.startsWith("session="))
+  expect(line, "a session cookie").toBeDefined()
+  return line!.slice(0, line!.indexOf(";"))
+}
+
+const login = Effect.gen(function*() {
+  const { response } = yield* get("/login")
+  expect(response.status).toBe(200)
+  return sessionCookie(response)
+})
+
+/** Retries `login` until it answers 200, for at most `recoveryDeadline`. */
+const loginWhenBack = Effect.gen(function*() {
+  const { response } = yield* get("/login")
+  if (response.status !== 200) return yield* Effect.fail(`login answered ${response.status}`)
+  return sessionCookie(response)
+}).pipe(
+  Effect.retry({ schedule: Schedule.spaced("200 millis"), while: (e) => typeof e === "string" }),
+  Effect.timeoutFail({
+    duration: recoveryDeadline,
+    onTimeout: () => new Error(`the app did not recover within ${Duration.format(recoveryDeadline)}`)
+  })
+)
+
+const expectUnavailable = (path: string, cookie?: string) =>
+  Effect.gen(function*() {
+    const { elapsed, response } = yield* get(path, cookie)
+    expect(response.status, `GET ${path} during the outage`).toBe(503)
+    // the middleware's own 503 (a session could not be read) tells the client when to retry
+    if (cookie !== undefined) expect(response.headers["retry-after"]).toBe("1")
+    return elapsed
+  })
+
+describe("Redis store faults over HTTP", () => {
+  it.scopedLive(
+    "a stopped Redis gives fast 503s, and the app recovers when it returns on the same port",
+    () =>
+      Effect.gen(function*() {
+        const redis = yield* startRedis()
+        const logs = yield* captureLogs
+        const app = yield* Layer.build(appLayer(redis)).pipe(Effect.provide(logs.layer))
+        yield* Effect.gen(function*() {
+          const cookie = yield* login
+          expect((yield* get("/me", cookie)).response.status).toBe(200)
+
+          yield* redis.stop
+          expect(yield* redis.pid).toBeUndefined()
+          const elapsed: Array<number> = []
+          for (let i = 0; i < 10; i++) elapsed.push(yield* expectUnavailable("/me", cookie))
+          // a login needs the store too
+          elapsed.push(yield* expectUnavailable("/login"))
+          // requests that need no store are unaffected: no session is 401, not 503; the app is alive
+          expect((yield* get("/me")).response.status).toBe(401)
+          expect((yield* get("/health")).response.status).toBe(200)
+          // concurrent requests during the outage, all answered
+          const burst = yield* Effect.forEach(
+            Array.from({ length: 20 }, () => expectUnavailable("/me", cookie)),
+            (request) => request,
+            { concurrency: "unbounded" }
+          )
+          elapsed.push(...burst)
+          // commands fail at once while ioredis is disconnected (no offline queue), well within the timeout
+          expect(Math.max(...elapsed)).toBeLessThan(Duration.toMillis(requestDeadline))
+
+          // Redis returns empty (no persistence): the app needs no restart, the old session is gone (401,
+          // not 503: the store answers again) and a new login works
+          yield* redis.start
+          const fresh = yield* loginWhenBack
+          expect((yield* get("/me", fresh)).response.status).toBe(200)
+          const old = yield* get("/me", cookie)
+          expect(old.response.status).toBe(401)
+          expect(yield* old.response.text).toBe("")
+
+          // the outage was logged, without the token
+          const logged = logs.lines.join("\n")
+          expect(logged).toContain("session store unavailable")
+          const token = decodeURIComponent(cookie.slice("session=".length))
+          expect(logged).not.toContain(token)
+          expect(logged).not.toContain(token.slice(0, token.indexOf(".")))
+        }).pipe(Effect.provide(app))
+      }),
+    60_000
+  )
+
+  it.scopedLive(
+    "a frozen Redis (SIGSTOP) gives 503 after the command timeout, and recovers on SIGCONT",
+    () =>
+      Effect.gen(function*() {
+        const redis = yield* startRedis()
+        const app = yield* Layer.build(appLayer(redis)).pipe(Effect.provide(Logger.remove(Logger.defaultLogger)))
+        yield* Effect.gen(function*() {
+          const cookie = yield* login
+          const pid = yield* redis.pid
+          expect(pid).toBeDefined()
+          // however the test ends, the process must be able to receive the harness's SIGTERM
+          yield* Effect.acquireRelease(
+            Effect.sync(() => process.kill(pid!, "SIGSTOP")),
+            () => Effect.sync(() => process.kill(pid!, "SIGCONT"))
+          )
+          const elapsed = yield* Effect.forEach(
+            [...Array.from({ length: 5 }, () => expectUnavailable("/me", cookie)), expectUnavailable("/login")],
+            (request) => request,
+            { concurrency: "unbounded" }
+          )
+          // The connection is open, so the commands are sent and wait until the command timeout. With
+          // auto-pipelining ioredis sends one batch per connection at a time and starts a command's timer when
+          // its batch is sent: a command queued behind a stuck batch can wait up to twice the timeout.
+          for (const ms of elapsed) {
+            expect(ms).toBeGreaterThanOrEqual(Duration.toMillis(commandTimeout) - 50)
+            expect(ms).toBeLessThan(Duration.toMillis(requestDeadline))
+          }
+          expect((yield* get("/health")).response.status).toBe(200)
+
+          yield* Effect.sync(() => process.kill(pid!, "SIGCONT"))
+          // Redis kept its data: the session survives the freeze
+          const me = yield* get("/me", cookie).pipe(
+            Effect.filterOrFail((reply) => reply.response.status === 200, (reply) => reply.response.status),
+            Effect.retry({ schedule: Schedule.spaced("200 millis"), while: (e) => typeof e === "number" }),
+            Effect.timeoutFail({
+              duration: recoveryDeadline,
+              onTimeout: () => new Error(`the app did not recover within ${Duration.format(recoveryDeadline)}`)
+            })
+          )
+          expect(me.response.status).toBe(200)
+          expect((yield* get("/me", yield* login)).response.status).toBe(200)
+        }).pipe(Effect.provide(app))
+      }),
+    60_000
+  )
+})
