@@ -16,8 +16,9 @@
  *   timeout) is a `StoreError`.
  * - `save(key, entry, mode)` is one atomic write that also sets the store-side expiry to
  *   `entry.expiresAt` and records the key under its user. With `"create"` it writes only if the key is
- *   absent; with `"update"` only if it is present (so extending a session that was cleared meanwhile
- *   cannot bring it back). It answers whether it wrote.
+ *   absent. With `"update"` it writes only if the key is present and holds version `entry.version - 1`
+ *   (compare-and-set: an update made from a stale read never overwrites a newer one, and a session
+ *   cleared meanwhile is never brought back). It answers whether it wrote.
  * - `delete(key)` is idempotent.
  * - `list(user, now)` answers every readable entry of that user whose `expiresAt` is after `now`. A
  *   backend may prune its per-user records of what expired or vanished, by its own clock: it must never
@@ -42,15 +43,31 @@ import * as Schema from "effect/Schema"
 
 /**
  * What a store keeps for one session. Times are milliseconds since the epoch; `data` is the session data
- * already encoded by its schema (a JSON-compatible value).
+ * already encoded by its schema (a JSON value). A store keeps every field as given; only `version` and
+ * `expiresAt` mean something to it.
  *
  * @since 0.1.0
  * @category models
  */
 export interface Entry {
+  /** 0 when created, one more at every update: the compare-and-set version. */
+  readonly version: number
   readonly userId: string
+  /** When the user logged in; kept when the id is renewed. */
   readonly createdAt: number
+  /** When this id was issued: `createdAt`, or the last renewal (rotation). */
+  readonly renewedAt: number
+  /** The expiry set by issue, extend and rolling expiry, before the idle and absolute limits. */
+  readonly extendedUntil: number
+  /** When the session dies: the earliest of every limit. The store-side expiry. */
   readonly expiresAt: number
+  /** The last recorded use (recorded at most every so often; see the `Sessions` options). */
+  readonly lastSeenAt: number
+  /** The id was renewed: this entry only serves requests already in flight until `expiresAt`. */
+  readonly retired: boolean
+  /** What the HTTP layer knew of the client at login, if anything. */
+  readonly userAgent: string | undefined
+  readonly address: string | undefined
   readonly data: unknown
 }
 
@@ -151,15 +168,35 @@ export const make = (service: StoreService): StoreService => Store.of(service)
 // codec
 // -----------------------------------------------------------------------------
 
+const entryFormat = 2
+
 /**
  * Serialises an entry to the compact JSON array kept by string-valued backends:
- * `[version, userId, createdAt, expiresAt, data]`.
+ * `[2, version, userId, createdAt, renewedAt, extendedUntil, expiresAt, lastSeenAt, retired,
+ * userAgent, address, data]`. The format number and the version come first so that a script can read
+ * the version with a pattern (`^%[2,(%d+),`) without parsing the rest.
  *
  * @since 0.1.0
  * @category codec
  */
 export const encodeEntry = (entry: Entry): string =>
-  JSON.stringify([1, entry.userId, entry.createdAt, entry.expiresAt, entry.data])
+  JSON.stringify([
+    entryFormat,
+    entry.version,
+    entry.userId,
+    entry.createdAt,
+    entry.renewedAt,
+    entry.extendedUntil,
+    entry.expiresAt,
+    entry.lastSeenAt,
+    entry.retired ? 1 : 0,
+    entry.userAgent ?? null,
+    entry.address ?? null,
+    entry.data
+  ])
+
+const isTime = (u: unknown): u is number => Number.isSafeInteger(u)
+const isOptionalString = (u: unknown): u is string | null => u === null || typeof u === "string"
 
 /**
  * Reads what {@link encodeEntry} wrote. Anything else — invalid JSON, another shape, wrong types — is
@@ -176,10 +213,24 @@ export const decodeEntry = (raw: string): Entry | undefined => {
     return undefined
   }
   if (
-    !Array.isArray(value) || value.length !== 5 || value[0] !== 1 || typeof value[1] !== "string" ||
-    !Number.isSafeInteger(value[2]) || !Number.isSafeInteger(value[3])
+    !Array.isArray(value) || value.length !== 12 || value[0] !== entryFormat || !isTime(value[1]) ||
+    value[1] < 0 || typeof value[2] !== "string" || !isTime(value[3]) || !isTime(value[4]) ||
+    !isTime(value[5]) || !isTime(value[6]) || !isTime(value[7]) || (value[8] !== 0 && value[8] !== 1) ||
+    !isOptionalString(value[9]) || !isOptionalString(value[10])
   ) {
     return undefined
   }
-  return { userId: value[1], createdAt: value[2], expiresAt: value[3], data: value[4] }
+  return {
+    version: value[1],
+    userId: value[2],
+    createdAt: value[3],
+    renewedAt: value[4],
+    extendedUntil: value[5],
+    expiresAt: value[6],
+    lastSeenAt: value[7],
+    retired: value[8] === 1,
+    userAgent: value[9] ?? undefined,
+    address: value[10] ?? undefined,
+    data: value[11]
+  }
 }

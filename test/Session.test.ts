@@ -23,6 +23,7 @@ import * as Memory from "../src/layers/Memory.js"
 import * as SessionsTest from "../src/layers/Test.js"
 import * as Session from "../src/Session.js"
 import { type Entry, Store } from "../src/Store.js"
+import { makeEntry } from "./support/entry.js"
 
 // Session data with transformations, so that the stored (encoded) form differs from the decoded one.
 const Data = Schema.Struct({
@@ -95,12 +96,12 @@ describe("Sessions", () => {
         const store = yield* Store
         const auth = yield* Auth.Auth
         const id = Session.makeId("user-9")
-        const entry: Entry = {
+        const entry: Entry = makeEntry({
           userId: "user-9",
           createdAt: 0,
           expiresAt: ttlMillis,
           data: { csrf: "c", lastSeen: "2020-02-29T23:59:59.000Z", visits: "42" }
-        }
+        })
         expect(yield* store.save(Session.storeKey(id)!, entry, "create")).toBe(true)
         const got = yield* sessions.get(auth.sign(id))
         expect(got.userId).toBe("user-9")
@@ -258,7 +259,8 @@ describe("Sessions", () => {
         const good = yield* sessions.issue("alice", data)
         const bad = yield* sessions.issue("alice", data)
         const entry = Option.getOrThrow(yield* store.fetch(bad.session.key))
-        yield* store.save(bad.session.key, { ...entry, data: "garbage" }, "update")
+        const overwritten = { ...entry, version: entry.version + 1, data: "garbage" }
+        expect(yield* store.save(bad.session.key, overwritten, "update")).toBe(true)
         expect((yield* sessions.list("alice")).map((info) => info.key)).toEqual([good.session.key])
       }).pipe(Effect.provide(TestLayer)))
 
@@ -355,7 +357,7 @@ describe("Sessions", () => {
           const store = yield* Store
           const auth = yield* Auth.Auth
           const id = Session.makeId("user-1")
-          const entry: Entry = { userId: "user-1", createdAt: 0, expiresAt: ttlMillis, data: garbage }
+          const entry: Entry = makeEntry({ userId: "user-1", createdAt: 0, expiresAt: ttlMillis, data: garbage })
           expect(yield* store.save(Session.storeKey(id)!, entry, "create")).toBe(true)
           const exit = yield* Effect.exit(sessions.get(auth.sign(id)))
           expect(Exit.isFailure(exit) && !Cause.isDie(exit.cause)).toBe(true)
@@ -371,7 +373,8 @@ describe("Sessions", () => {
         const store = yield* Store
         const { session, token } = yield* sessions.issue("user-1", data)
         const entry = Option.getOrThrow(yield* store.fetch(session.key))
-        expect(yield* store.save(session.key, { ...entry, data: { csrf: 1 } }, "update")).toBe(true)
+        const overwritten = { ...entry, version: entry.version + 1, data: { csrf: 1 } }
+        expect(yield* store.save(session.key, overwritten, "update")).toBe(true)
         expect((yield* Effect.flip(sessions.get(token)))._tag).toBe("NotFound")
       }).pipe(Effect.provide(TestLayer)))
   })

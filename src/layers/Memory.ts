@@ -89,9 +89,9 @@ export const make = (options: Options = {}): Effect.Effect<MemoryStore, never, S
         save: (key, entry, mode) =>
           Effect.sync(() => {
             const id = flat(key)
-            const exists = entries.has(id)
-            if (exists !== (mode === "update")) return false
-            if (exists) entries.delete(id) // re-inserted below, at the back
+            const current = entries.get(id)
+            if (mode === "create" ? current !== undefined : current?.entry.version !== entry.version - 1) return false
+            if (current !== undefined) entries.delete(id) // re-inserted below, at the back
             else while (entries.size >= capacity) remove(entries.keys().next().value!)
             entries.set(id, { key, entry })
             const ids = users.get(key.user)

@@ -104,9 +104,16 @@ local clock = redis.call('TIME')
 local now = string.format('%.0f', clock[1] * 1000 + math.floor(clock[2] / 1000))
 `
 
-// KEYS: session, index. ARGV: value, expiresAt, NX|XX, member.
+// KEYS: session, index. ARGV: value, expiresAt, NX|XX, member, expected version (XX only).
+// An update is a compare-and-set on the version at the head of the stored value.
 const saveScript = `${redisNow}
-if not redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2], ARGV[3]) then return 0 end
+if ARGV[3] == 'XX' then
+  local current = redis.pcall('GET', KEYS[1])
+  if type(current) ~= 'string' or string.match(current, '^%[2,(%d+),') ~= ARGV[5] then return 0 end
+  redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
+elseif not redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2], 'NX') then
+  return 0
+end
 local t = redis.call('TYPE', KEYS[2]).ok
 if t ~= 'zset' and t ~= 'none' then redis.call('DEL', KEYS[2]) end
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[4])
@@ -160,7 +167,8 @@ interface Commands {
     value: string,
     expiresAt: number,
     mode: "NX" | "XX",
-    member: string
+    member: string,
+    expectedVersion: string
   ): Promise<number>
   effectSessionsDelete(session: string, index: string, member: string): Promise<number>
   effectSessionsList(index: string, prefix: string): Promise<Array<string>>
@@ -243,7 +251,8 @@ export const make = (client: Redis | Cluster, options: Options = {}): StoreServi
             encodeEntry(entry),
             entry.expiresAt,
             mode === "create" ? "NX" : "XX",
-            key.session
+            key.session,
+            String(entry.version - 1)
           )),
         (written) => written === 1
       ),

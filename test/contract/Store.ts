@@ -23,6 +23,7 @@ import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, type Layer, ManagedRuntime, Option } from "effect"
 import * as Crypto from "node:crypto"
 import { type Entry, type Key, type Listed, Store } from "../../src/Store.js"
+import { makeEntry as completeEntry, nextVersion } from "../support/entry.js"
 
 // 2100-01-01 and 2101-01-01 (UTC), in milliseconds.
 const farFuture = Date.UTC(2100, 0, 1)
@@ -36,13 +37,15 @@ const newUser = () => `u${randomPart()}`
 const newKey = (user: string = newUser()): Key => ({ user, session: `s${randomPart()}` })
 const swapCase = (part: string) => part === part.toLowerCase() ? part.toUpperCase() : part.toLowerCase()
 
-const makeEntry = (overrides: Partial<Entry> = {}): Entry => ({
-  userId: `user-${Crypto.randomBytes(6).toString("hex")}`,
-  createdAt: farFuture - 60_000,
-  expiresAt: farFuture,
-  data: { csrf: randomPart() },
-  ...overrides
-})
+/** A new session's entry (version 0), unique by its user id and data. */
+const makeEntry = (overrides: Partial<Entry> = {}): Entry =>
+  completeEntry({
+    userId: `user-${Crypto.randomBytes(6).toString("hex")}`,
+    createdAt: farFuture - 60_000,
+    expiresAt: farFuture,
+    data: { csrf: randomPart() },
+    ...overrides
+  })
 
 /** `list` answers in no particular order: compare by session part. */
 const bySession = (listed: ReadonlyArray<Listed>): Array<Listed> =>
@@ -171,7 +174,10 @@ export const storeContract = (name: string, storeLayer: Layer.Layer<Store, unkno
         Effect.gen(function*() {
           const store = yield* Store
           const key = newKey()
-          expect(yield* store.save(key, makeEntry(), "update")).toBe(false)
+          // whatever version it carries
+          for (const version of [0, 1, 2, 10]) {
+            expect(yield* store.save(key, makeEntry({ version }), "update")).toBe(false)
+          }
           expect(yield* store.fetch(key)).toEqual(Option.none())
           expect(yield* store.list(key.user, farFuture - 1)).toEqual([])
         }))
@@ -182,8 +188,16 @@ export const storeContract = (name: string, storeLayer: Layer.Layer<Store, unkno
           const key = newKey()
           const before = makeEntry()
           const after = makeEntry({
+            version: 1,
+            userId: `${before.userId}-renamed`,
             createdAt: before.createdAt + 1,
+            renewedAt: before.renewedAt + 2,
+            extendedUntil: fartherFuture + 3,
             expiresAt: fartherFuture,
+            lastSeenAt: before.lastSeenAt + 4,
+            retired: true,
+            userAgent: "Mozilla/5.0 ünï ✓",
+            address: "2001:db8::1",
             data: { csrf: "new", visits: 2 }
           })
           expect(yield* store.save(key, before, "create")).toBe(true)
@@ -221,7 +235,7 @@ export const storeContract = (name: string, storeLayer: Layer.Layer<Store, unkno
           const entry = makeEntry()
           expect(yield* store.save(key, entry, "create")).toBe(true)
           yield* store.delete(key)
-          expect(yield* store.save(key, { ...entry, expiresAt: fartherFuture }, "update")).toBe(false)
+          expect(yield* store.save(key, nextVersion(entry, { expiresAt: fartherFuture }), "update")).toBe(false)
           expect(yield* store.fetch(key)).toEqual(Option.none())
           expect(yield* store.list(key.user, farFuture - 1)).toEqual([])
         }))
@@ -289,6 +303,8 @@ export const storeContract = (name: string, storeLayer: Layer.Layer<Store, unkno
             // data that looks like a stored entry, or like its serialised form
             makeEntry({ data: [1, "someone-else", 0, 1, null] }),
             makeEntry({ data: "[1,\"someone-else\",0,1,null]" }),
+            makeEntry({ data: [2, 5, "someone-else", 0, 0, 1, 1, 0, 0, null, null, null] }),
+            makeEntry({ data: "[2,5,\"someone-else\",0,0,1,1,0,0,null,null,null]" }),
             makeEntry({ data: "not json {" }),
             // characters that mean something to a key layout or to JSON
             makeEntry({ data: { "{": "}", ":": [], "": "", "\"": "\\", "key with spaces": "\u0000\u001f" } }),
@@ -296,7 +312,9 @@ export const storeContract = (name: string, storeLayer: Layer.Layer<Store, unkno
             makeEntry({ data: [1e308, 5e-324, -1.5e-7, Number.MAX_SAFE_INTEGER, 2 ** 60] }),
             makeEntry({ data: nested }),
             makeEntry({ userId: "", createdAt: 0, data: null }),
-            makeEntry({ userId: "{tag}:ünï 🍪 \"q\" \\ \n", createdAt: farFuture + 1, expiresAt: farFuture + 1 })
+            makeEntry({ userId: "{tag}:ünï 🍪 \"q\" \\ \n", createdAt: farFuture + 1, expiresAt: farFuture + 1 }),
+            makeEntry({ userAgent: "[2,5,{tag}:ünï 🍪 \"q\" \\ \n", address: "" }),
+            makeEntry({ userAgent: "", address: "null" })
           ]
           const user = newUser()
           const writes = entries.map((entry): Listed => ({ key: newKey(user), entry }))
@@ -341,6 +359,124 @@ export const storeContract = (name: string, storeLayer: Layer.Layer<Store, unkno
           expect(results.every((wrote) => wrote)).toBe(true)
           const fetched = yield* Effect.forEach(writes, ([key]) => store.fetch(key), { concurrency: "unbounded" })
           expect(fetched).toEqual(writes.map(([, entry]) => Option.some(entry)))
+        }))
+    })
+
+    describe("compare-and-set", () => {
+      test("an update with a stale version is refused and leaves the entry, its expiry and its listing unchanged", () =>
+        Effect.gen(function*() {
+          const store = yield* Store
+          const user = newUser()
+          const key = newKey(user)
+          const created = makeEntry()
+          expect(yield* store.save(key, created, "create")).toBe(true)
+          const stale = (version: number) => makeEntry({ version, expiresAt: fartherFuture, data: { stale: version } })
+          // the stored version (made without counting it), two ahead (one skipped), and far off
+          for (const version of [0, 2, 10, 11]) {
+            expect(yield* store.save(key, stale(version), "update")).toBe(false)
+          }
+          expect(yield* store.fetch(key)).toEqual(Option.some(created))
+          // no refused update moved the expiry: the entry is listed until its own, not after it
+          expect(yield* store.list(user, farFuture - 1)).toEqual([{ key, entry: created }])
+          expect(yield* store.list(user, farFuture)).toEqual([])
+
+          const updated = nextVersion(created, { data: { updated: true } })
+          expect(yield* store.save(key, updated, "update")).toBe(true)
+          // now 1 is the stored version, 0 is behind it, 3 two ahead; 12 and 21 are far off
+          for (const version of [1, 0, 3, 12, 21]) {
+            expect(yield* store.save(key, stale(version), "update")).toBe(false)
+          }
+          expect(yield* store.fetch(key)).toEqual(Option.some(updated))
+          expect(yield* store.list(user, farFuture - 1)).toEqual([{ key, entry: updated }])
+          expect(yield* store.list(user, farFuture)).toEqual([])
+        }))
+
+      test("of two updates made from the same read, the first wins; the other must be made again from a new read", () =>
+        Effect.gen(function*() {
+          const store = yield* Store
+          const key = newKey()
+          expect(yield* store.save(key, makeEntry(), "create")).toBe(true)
+          const read = Option.getOrThrow(yield* store.fetch(key))
+          const first = nextVersion(read, { data: { by: "first" } })
+          const second = nextVersion(read, { expiresAt: fartherFuture, data: { by: "second" } })
+          expect(first.version).toBe(1)
+          expect(second.version).toBe(1)
+          expect(yield* store.save(key, first, "update")).toBe(true)
+          expect(yield* store.save(key, second, "update")).toBe(false)
+          expect(yield* store.fetch(key)).toEqual(Option.some(first))
+
+          const reread = Option.getOrThrow(yield* store.fetch(key))
+          const retried = nextVersion(reread, { expiresAt: fartherFuture, data: { by: "second" } })
+          expect(retried.version).toBe(2)
+          expect(yield* store.save(key, retried, "update")).toBe(true)
+          expect(yield* store.fetch(key)).toEqual(Option.some(retried))
+          // the first, sent again, is now behind the stored version
+          expect(yield* store.save(key, first, "update")).toBe(false)
+          expect(yield* store.fetch(key)).toEqual(Option.some(retried))
+        }))
+
+      test("a chain of updates with consecutive versions all succeed, and versions compare whole", () =>
+        Effect.gen(function*() {
+          const store = yield* Store
+          const user = newUser()
+          const key = newKey(user)
+          let current = makeEntry()
+          expect(yield* store.save(key, current, "create")).toBe(true)
+          for (let step = 1; step <= 25; step++) {
+            const next = nextVersion(current, { lastSeenAt: current.lastSeenAt + step, data: { step } })
+            expect(next.version).toBe(step)
+            expect(yield* store.save(key, next, "update")).toBe(true)
+            expect(yield* store.fetch(key)).toEqual(Option.some(next))
+            current = next
+          }
+          // stored 25: besides 25 and 27, version 3 expects 2, its leading digit, and 251 expects 250, which
+          // begins with it
+          for (const version of [25, 27, 3, 251]) {
+            expect(yield* store.save(key, makeEntry({ version, data: { stale: version } }), "update")).toBe(false)
+          }
+          expect(yield* store.fetch(key)).toEqual(Option.some(current))
+          expect(yield* store.list(user, farFuture - 1)).toEqual([{ key, entry: current }])
+        }))
+
+      test("create keeps any version, and updates follow it up to the largest safe integer", () =>
+        Effect.gen(function*() {
+          const store = yield* Store
+          for (const version of [2 ** 40, Number.MAX_SAFE_INTEGER - 1]) {
+            const key = newKey()
+            const created = makeEntry({ version })
+            expect(yield* store.save(key, created, "create")).toBe(true)
+            expect(yield* store.fetch(key)).toEqual(Option.some(created))
+            expect(yield* store.save(key, makeEntry({ version: version - 1 }), "update")).toBe(false)
+            expect(yield* store.save(key, makeEntry({ version }), "update")).toBe(false)
+            const updated = nextVersion(created, { data: { updated: true } })
+            expect(yield* store.save(key, updated, "update")).toBe(true)
+            expect(yield* store.fetch(key)).toEqual(Option.some(updated))
+          }
+        }))
+
+      test("of concurrent updates made from one read and fired together, exactly one wins, round after round", () =>
+        Effect.gen(function*() {
+          const store = yield* Store
+          const user = newUser()
+          const key = newKey(user)
+          expect(yield* store.save(key, makeEntry(), "create")).toBe(true)
+          for (let round = 1; round <= 5; round++) {
+            const read = Option.getOrThrow(yield* store.fetch(key))
+            expect(read.version).toBe(round - 1)
+            // each with its own expiry, so that the listing shows whose write it follows
+            const candidates = Array.from(
+              { length: 20 },
+              (_, i) => nextVersion(read, { expiresAt: farFuture + round * 100 + i, data: { round, i } })
+            )
+            const results = yield* Effect.forEach(candidates, (entry) => store.save(key, entry, "update"), {
+              concurrency: "unbounded"
+            })
+            expect(results.filter((wrote) => wrote)).toHaveLength(1)
+            const winner = candidates[results.indexOf(true)]!
+            expect(yield* store.fetch(key)).toEqual(Option.some(winner))
+            expect(yield* store.list(user, winner.expiresAt - 1)).toEqual([{ key, entry: winner }])
+            expect(yield* store.list(user, winner.expiresAt)).toEqual([])
+          }
         }))
     })
 
@@ -412,7 +548,11 @@ export const storeContract = (name: string, storeLayer: Layer.Layer<Store, unkno
           const now = farFuture - 60_000
           const key = newKey(user)
           const before = makeEntry({ createdAt: now - 1, expiresAt: now + 1_000 })
-          const after = { ...before, expiresAt: farFuture, data: { extended: true } }
+          const after = nextVersion(before, {
+            extendedUntil: farFuture,
+            expiresAt: farFuture,
+            data: { extended: true }
+          })
           const other: Listed = { key: newKey(user), entry: makeEntry() }
           yield* create(store, [{ key, entry: before }, other])
           expect(yield* store.save(key, after, "update")).toBe(true)
@@ -491,7 +631,7 @@ export const storeContract = (name: string, storeLayer: Layer.Layer<Store, unkno
           const old: Listed = { key: newKey(user), entry: makeEntry() }
           yield* create(store, [old])
           expect(yield* store.deleteUser(user)).toBe(1)
-          expect(yield* store.save(old.key, { ...old.entry, expiresAt: fartherFuture }, "update")).toBe(false)
+          expect(yield* store.save(old.key, nextVersion(old.entry, { expiresAt: fartherFuture }), "update")).toBe(false)
           expect(yield* store.fetch(old.key)).toEqual(Option.none())
           const fresh: Listed = { key: newKey(user), entry: makeEntry() }
           yield* create(store, [fresh])
@@ -544,7 +684,7 @@ export const storeContract = (name: string, storeLayer: Layer.Layer<Store, unkno
                 ...writes.map(({ entry, key }) => store.save(key, entry, "create")),
                 ...writes.filter((_, i) => i % 10 === 3).map(({ key }) => store.delete(key)),
                 ...writes.filter((_, i) => i % 10 === 5).map(({ entry, key }) =>
-                  store.save(key, { ...entry, expiresAt: fartherFuture }, "update")
+                  store.save(key, nextVersion(entry, { expiresAt: fartherFuture }), "update")
                 ),
                 store.deleteUser(user),
                 store.deleteUser(user),

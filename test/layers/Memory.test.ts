@@ -3,11 +3,14 @@ import { ConfigError, ConfigProvider, Duration, Effect, Option, TestClock } from
 import * as Memory from "../../src/layers/Memory.js"
 import { type Entry, type Key, Store } from "../../src/Store.js"
 import { storeContract } from "../contract/Store.js"
+import { makeEntry } from "../support/entry.js"
 
 storeContract("memory", Memory.layer())
 storeContract("memory (capacity 320: evicts during the suite, above any one test)", Memory.layer({ capacity: 320 }))
 
-const entry = (expiresAt: number, data: unknown = null): Entry => ({ userId: "u", createdAt: 0, expiresAt, data })
+/** An entry as created (version 0), or as updated `version` times. */
+const entry = (expiresAt: number, data: unknown = null, version = 0): Entry =>
+  makeEntry({ version, userId: "u", createdAt: 0, expiresAt, data })
 const hour = Duration.toMillis("1 hour")
 
 // Keys of one user unless a test says otherwise; the per-user operations have their own tests below.
@@ -37,10 +40,10 @@ describe("Memory store", () => {
       Effect.gen(function*() {
         const store = yield* Memory.make({ capacity: 3 })
         for (const key of ["a", "b", "c"]) yield* store.save(k(key), entry(hour), "create")
-        expect(yield* store.save(k("a"), entry(2 * hour), "update")).toBe(true)
+        expect(yield* store.save(k("a"), entry(2 * hour, null, 1), "update")).toBe(true)
         yield* store.save(k("d"), entry(hour), "create")
         expect(yield* present(store, "b")).toBe(false)
-        expect(yield* store.fetch(k("a"))).toEqual(Option.some(entry(2 * hour)))
+        expect(yield* store.fetch(k("a"))).toEqual(Option.some(entry(2 * hour, null, 1)))
         expect(yield* present(store, "c")).toBe(true)
         expect(yield* present(store, "d")).toBe(true)
         yield* store.save(k("e"), entry(hour), "create")
@@ -53,7 +56,7 @@ describe("Memory store", () => {
         const store = yield* Memory.make({ capacity: 2 })
         yield* store.save(k("a"), entry(hour), "create")
         yield* store.save(k("b"), entry(hour), "create")
-        expect(yield* store.save(k("b"), entry(2 * hour), "update")).toBe(true)
+        expect(yield* store.save(k("b"), entry(2 * hour, null, 1), "update")).toBe(true)
         expect(yield* store.size).toBe(2)
         expect(yield* present(store, "a")).toBe(true)
       }))
@@ -95,9 +98,21 @@ describe("Memory store", () => {
     it.scoped("update refuses a missing key and writes nothing", () =>
       Effect.gen(function*() {
         const store = yield* Memory.make()
-        expect(yield* store.save(k("k"), entry(hour), "update")).toBe(false)
+        expect(yield* store.save(k("k"), entry(hour, null, 1), "update")).toBe(false)
         expect(yield* present(store, "k")).toBe(false)
         expect(yield* store.size).toBe(0)
+      }))
+
+    it.scoped("an update with a stale version changes nothing, not even the eviction order", () =>
+      Effect.gen(function*() {
+        const store = yield* Memory.make({ capacity: 3 })
+        for (const key of ["a", "b", "c"]) yield* store.save(k(key), entry(hour, key), "create")
+        expect(yield* store.save(k("a"), entry(2 * hour, "stale", 0), "update")).toBe(false)
+        expect(yield* store.save(k("a"), entry(2 * hour, "stale", 2), "update")).toBe(false)
+        expect(yield* store.fetch(k("a"))).toEqual(Option.some(entry(hour, "a")))
+        yield* store.save(k("d"), entry(hour), "create")
+        expect(yield* present(store, "a")).toBe(false)
+        expect(yield* present(store, "b")).toBe(true)
       }))
   })
 

@@ -32,6 +32,7 @@ import * as RedisStore from "../../src/layers/Redis.js"
 import * as Session from "../../src/Session.js"
 import { encodeEntry, type Entry, type Key, Store, StoreError } from "../../src/Store.js"
 import { revokeMidway, storeContract } from "../contract/Store.js"
+import { makeEntry as completeEntry } from "../support/entry.js"
 import { RedisTest, startRedis } from "../support/redis.js"
 
 // -----------------------------------------------------------------------------
@@ -129,13 +130,15 @@ const newKey = (user: string = newUser()): Key => ({ user, session: `s${randomPa
 
 const farFuture = Date.UTC(2100, 0, 1)
 
-const makeEntry = (overrides: Partial<Entry> = {}): Entry => ({
-  userId: "user-1",
-  createdAt: farFuture - 60_000,
-  expiresAt: farFuture,
-  data: { csrf: randomPart() },
-  ...overrides
-})
+/** A new session's entry (version 0). */
+const makeEntry = (overrides: Partial<Entry> = {}): Entry =>
+  completeEntry({
+    userId: "user-1",
+    createdAt: farFuture - 60_000,
+    expiresAt: farFuture,
+    data: { csrf: randomPart() },
+    ...overrides
+  })
 
 // -----------------------------------------------------------------------------
 // what the store leaves in Redis
@@ -166,11 +169,11 @@ describe("Redis store: layout", () => {
       expect(yield* call(raw, "PEXPIRETIME", index(user))).toBe(now + 2 * hour)
 
       // an update moves both the key's expiry and, when it becomes the latest, the index's
-      expect(yield* store.save(first, makeEntry({ expiresAt: now + 3 * hour }), "update")).toBe(true)
+      expect(yield* store.save(first, makeEntry({ version: 1, expiresAt: now + 3 * hour }), "update")).toBe(true)
       expect(yield* call(raw, "PEXPIRETIME", sessionKey(first))).toBe(now + 3 * hour)
       expect(yield* call(raw, "PEXPIRETIME", index(user))).toBe(now + 3 * hour)
       // and back: the index follows the latest member, not the latest write
-      expect(yield* store.save(first, makeEntry({ expiresAt: now + hour / 2 }), "update")).toBe(true)
+      expect(yield* store.save(first, makeEntry({ version: 2, expiresAt: now + hour / 2 }), "update")).toBe(true)
       expect(yield* call(raw, "PEXPIRETIME", sessionKey(first))).toBe(now + hour / 2)
       expect(yield* call(raw, "PEXPIRETIME", index(user))).toBe(now + 2 * hour)
       expect(yield* call(raw, "ZSCORE", index(user), first.session)).toBe(String(now + hour / 2))
@@ -241,10 +244,18 @@ describe("Redis store: layout", () => {
       // a typical session: real key sizes (Session.storeKey), a CSRF token as data
       const userId = `user-${Crypto.randomInt(1_000_000)}`
       const now = Date.now()
+      const expiresAt = now + Duration.toMillis(Session.defaultTtl)
       const entry: Entry = {
+        version: 0,
         userId,
         createdAt: now,
-        expiresAt: now + Duration.toMillis(Session.defaultTtl),
+        renewedAt: now,
+        extendedUntil: expiresAt,
+        expiresAt,
+        lastSeenAt: now,
+        retired: false,
+        userAgent: undefined,
+        address: undefined,
         data: { csrf: Auth.randomId(24) }
       }
       const keys = Array.from({ length: 10 }, () => Session.storeKey(Session.makeId(userId))!)
@@ -252,7 +263,20 @@ describe("Redis store: layout", () => {
       expect(yield* store.save(keys[0]!, entry, "create")).toBe(true)
       const stored = yield* call(raw, "GET", sessionKey(keys[0]!))
       expect(stored).toBe(encodeEntry(entry))
-      expect(JSON.parse(String(stored))).toEqual([1, userId, entry.createdAt, entry.expiresAt, entry.data])
+      expect(JSON.parse(String(stored))).toEqual([
+        2,
+        0,
+        userId,
+        entry.createdAt,
+        entry.renewedAt,
+        entry.extendedUntil,
+        entry.expiresAt,
+        entry.lastSeenAt,
+        0,
+        null,
+        null,
+        entry.data
+      ])
 
       const keyBytes = Number(yield* call(raw, "MEMORY", "USAGE", sessionKey(keys[0]!), "SAMPLES", 0))
       const indexOfOne = Number(yield* call(raw, "MEMORY", "USAGE", index(user), "SAMPLES", 0))
@@ -341,6 +365,39 @@ describe("Redis store: garbage", () => {
       }
     }))
 
+  test("an update over garbage or a value of another type is refused and leaves it as it was", () =>
+    Effect.gen(function*() {
+      const { index, raw, sessionKey, store } = yield* makeStore()
+      const user = newUser()
+      const strings = [
+        "not json",
+        "",
+        "[1,\"u\",1,4102444800000,null]",
+        "[2,\"0\",\"u\"]",
+        " [2,0,\"u\"]",
+        "[2,-1,\"u\"]"
+      ]
+      const writers: ReadonlyArray<readonly [(key: string) => Promise<unknown>, string]> = [
+        ...strings.map((value) => [(key: string) => raw.set(key, value), "string"] as const),
+        [(key) => raw.hset(key, "field", "value"), "hash"],
+        [(key) => raw.rpush(key, "a", "b"), "list"],
+        [(key) => raw.zadd(key, 1, "member"), "zset"]
+      ]
+      for (const [write, type] of writers) {
+        const key = newKey(user)
+        yield* Effect.promise(() => write(sessionKey(key)))
+        const before = yield* call(raw, "DUMP", sessionKey(key))
+        for (const version of [0, 1, 2]) {
+          expect(yield* store.save(key, makeEntry({ version }), "update")).toBe(false)
+        }
+        expect(yield* call(raw, "TYPE", sessionKey(key))).toBe(type)
+        expect(yield* call(raw, "DUMP", sessionKey(key))).toEqual(before)
+        expect(yield* call(raw, "PTTL", sessionKey(key))).toBe(-1)
+      }
+      // nothing was indexed either
+      expect(yield* call(raw, "EXISTS", index(user))).toBe(0)
+    }))
+
   test("index members whose keys vanished are neither listed nor counted, and list prunes them", () =>
     Effect.gen(function*() {
       const { index, raw, store } = yield* makeStore()
@@ -413,10 +470,18 @@ describe("Redis store: Sessions end to end", () => {
       const { session, token } = yield* sessions.issue("alice", data)
       expect(view(yield* sessions.get(token))).toEqual(view(session))
       const key = sessionKey(session.key)
+      // as issued: version 0, renewed and last seen at its creation, its expiry set by the ttl alone
       expect(yield* call(raw, "GET", key)).toBe(encodeEntry({
+        version: 0,
         userId: "alice",
         createdAt: session.createdAt.epochMillis,
+        renewedAt: session.createdAt.epochMillis,
+        extendedUntil: session.expiresAt.epochMillis,
         expiresAt: session.expiresAt.epochMillis,
+        lastSeenAt: session.createdAt.epochMillis,
+        retired: false,
+        userAgent: undefined,
+        address: undefined,
         data: { csrf: "csrf-token", visits: "3" }
       }))
       expect(yield* call(raw, "PEXPIRETIME", key)).toBe(session.expiresAt.epochMillis)
@@ -425,6 +490,8 @@ describe("Redis store: Sessions end to end", () => {
       const extended = yield* sessions.extend(session)
       expect(extended.expiresAt.epochMillis).toBeGreaterThan(session.expiresAt.epochMillis)
       expect(view(yield* sessions.get(token))).toEqual(view(extended))
+      // written by compare-and-set, as the entry's next version
+      expect(JSON.parse(String(yield* call(raw, "GET", key))).slice(0, 2)).toEqual([2, 1])
       expect(yield* call(raw, "PEXPIRETIME", key)).toBe(extended.expiresAt.epochMillis)
       expect(yield* call(raw, "PEXPIRETIME", index(session.key.user))).toBe(extended.expiresAt.epochMillis)
 
@@ -481,12 +548,12 @@ describe("Redis store: Sessions end to end", () => {
       const two = yield* sessions.issue("alice", data)
       const three = yield* sessions.issue("alice", data)
       const entryOf = (session: Session.Session<Data>, data: unknown) =>
-        encodeEntry({
+        encodeEntry(completeEntry({
           userId: session.userId,
           createdAt: session.createdAt.epochMillis,
           expiresAt: session.expiresAt.epochMillis,
           data
-        })
+        }))
       yield* call(raw, "SET", sessionKey(one.session.key), entryOf(one.session, { csrf: 42 }), "KEEPTTL")
       yield* call(raw, "SET", sessionKey(two.session.key), "{not json", "KEEPTTL")
       expect((yield* Effect.flip(sessions.get(one.token)))._tag).toBe("NotFound")
@@ -604,7 +671,7 @@ describe("Redis store: failures", () => {
         const operations: ReadonlyArray<Effect.Effect<unknown, StoreError>> = [
           store.fetch(key),
           store.save(newKey(), makeEntry(), "create"),
-          store.save(key, makeEntry(), "update"),
+          store.save(key, makeEntry({ version: 1 }), "update"),
           store.delete(key),
           store.list(key.user, Date.now()),
           store.deleteUser(key.user),

@@ -28,6 +28,7 @@ import * as RedisStore from "../../src/layers/Redis.js"
 import * as Session from "../../src/Session.js"
 import { type Key, Store, StoreError } from "../../src/Store.js"
 import { revokeMidway, storeContract } from "../contract/Store.js"
+import { makeEntry } from "../support/entry.js"
 import { RedisClusterTest } from "../support/redis.js"
 
 const uniquePrefix = () => `test-${Crypto.randomBytes(6).toString("hex")}:`
@@ -275,7 +276,7 @@ const newKey = (): Key => ({
   session: `s${Crypto.randomBytes(16).toString("base64url")}`
 })
 
-const entry = { userId: "u", createdAt: 0, expiresAt: Date.UTC(2100, 0, 1), data: null }
+const entry = makeEntry({ userId: "u", createdAt: 0, expiresAt: Date.UTC(2100, 0, 1), data: null })
 
 /** A loopback port nothing listens on (bound, then released). */
 const freePort = Effect.async<number>((resume) => {
