@@ -20,7 +20,7 @@ import * as HttpServerRespondable from "@effect/platform/HttpServerRespondable"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Clock from "effect/Clock"
 import * as Config from "effect/Config"
-import type * as ConfigError from "effect/ConfigError"
+import * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import * as DateTime from "effect/DateTime"
@@ -50,8 +50,8 @@ export {
  * What is known of a stored session without its token: what `list` answers.
  *
  * `key` is where the store keeps it: a hash of the user id and a SHA-256 hash of the session id. It is
- * safe to log and to show (for example to let a user revoke one of their sessions), but cannot be turned
- * back into a token.
+ * safe to log and to show (for example to let a user revoke one of their sessions with `revoke`), but
+ * cannot be turned back into a token.
  *
  * @since 0.1.0
  * @category models
@@ -59,8 +59,18 @@ export {
 export interface SessionInfo<A> {
   readonly key: Key
   readonly userId: string
+  /** When the user logged in (kept when the id is renewed). */
   readonly createdAt: DateTime.Utc
+  /** When this id was issued: at login or at the last renewal. */
+  readonly renewedAt: DateTime.Utc
+  /** When the session dies: the earliest of its expiry, idle timeout and absolute lifetime. */
   readonly expiresAt: DateTime.Utc
+  /** The last recorded use: recorded on every write, and at least every half idle timeout when one is set. */
+  readonly lastSeenAt: DateTime.Utc
+  /** The client's `User-Agent` at login, when the HTTP layer issued the session. */
+  readonly userAgent: string | undefined
+  /** The client's address at login, when the HTTP layer issued the session. */
+  readonly address: string | undefined
   readonly data: A
 }
 
@@ -76,7 +86,7 @@ export interface Session<A> extends SessionInfo<A> {
 }
 
 /**
- * A session just issued, with the signed token to hand to the client.
+ * A session just issued or renewed, with the signed token to hand to the client.
  *
  * @since 0.1.0
  * @category models
@@ -84,6 +94,30 @@ export interface Session<A> extends SessionInfo<A> {
 export interface Issued<A> {
   readonly session: Session<A>
   readonly token: string
+}
+
+/**
+ * What the client's token resolved to: the session, and the token the client must be given now, if any
+ * (after a renewal of the id, a rolling or idle refresh that moved the expiry, or a verification by an
+ * older key).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Resolved<A> {
+  readonly session: Session<A>
+  readonly token: string | undefined
+}
+
+/**
+ * What the HTTP layer knows of the client at login.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ClientInfo {
+  readonly userAgent?: string | undefined
+  readonly address?: string | undefined
 }
 
 /**
@@ -96,21 +130,46 @@ export interface Sessions<A> {
   /** How long a session lives after it is issued or extended. */
   readonly ttl: Duration.Duration
   /** Creates and stores a session for `userId` and signs its token (at login). */
-  readonly issue: (userId: string, data: A) => Effect.Effect<Issued<A>, StoreError>
+  readonly issue: (userId: string, data: A, client?: ClientInfo) => Effect.Effect<Issued<A>, StoreError>
   /**
-   * Returns the session a token stands for. The signature is checked before the store is asked; the
-   * expiry is checked with `Clock` against the stored expiry, whatever the store's own TTL says.
+   * Returns the session a token stands for. The signature is checked before the store is asked; every
+   * limit (expiry, idle timeout, absolute lifetime) is checked with `Clock`, whatever the store's own TTL
+   * says. With rolling expiry or an idle timeout it also records the use, writing to the store only when
+   * the remaining life has fallen below the threshold.
    */
   readonly get: (token: string) => Effect.Effect<Session<A>, BadSignature | NotFound | Expired | StoreError>
   /**
-   * Moves the expiry to now + `ttl` and saves it. Fails with `NotFound` when the session was cleared
-   * meanwhile (it is never brought back) and with `Expired` when it already expired.
+   * `get`, plus what the HTTP layer needs: a new token when the session's id was due for renewal
+   * (`renewalInterval`), or the same id re-signed when its expiry moved or an older key verified it.
    */
-  readonly extend: (session: Session<A>) => Effect.Effect<Session<A>, NotFound | Expired | StoreError>
+  readonly resolve: (token: string) => Effect.Effect<Resolved<A>, BadSignature | NotFound | Expired | StoreError>
+  /**
+   * Moves the expiry to now + `ttl` (never past the absolute lifetime) and saves it. Fails with `NotFound`
+   * when the session was cleared or renewed meanwhile (it is never brought back) and with `Expired` when
+   * it already expired. Concurrent changes to the data are kept.
+   */
+  readonly extend: (session: Session<A>) => Effect.Effect<Session<A>, NotFound | Expired | Conflict | StoreError>
+  /**
+   * Changes the session's data with `f`, applied to the latest stored data: concurrent updates of one
+   * session are serialised by compare-and-set, none is lost; after repeated contention it fails with
+   * `Conflict`.
+   */
+  readonly update: (
+    session: Session<A>,
+    f: (data: A) => A
+  ) => Effect.Effect<Session<A>, NotFound | Expired | Conflict | StoreError>
+  /**
+   * Gives the session a new id and token, keeping its user, data and login time (session fixation
+   * defence: call it at login and at every privilege change). The old id stops working at once, or after
+   * `rotationGrace` for requests already in flight.
+   */
+  readonly rotate: (session: Session<A>) => Effect.Effect<Issued<A>, NotFound | Expired | Conflict | StoreError>
   /** Deletes the session from the store (at logout). Idempotent. */
   readonly clear: (session: Session<A>) => Effect.Effect<void, StoreError>
   /** The live sessions of a user, oldest first. Sessions whose data no longer decodes are left out. */
   readonly list: (userId: string) => Effect.Effect<ReadonlyArray<SessionInfo<A>>, StoreError>
+  /** Deletes one session of a user, by the `key.session` that `list` showed. Idempotent. */
+  readonly revoke: (userId: string, session: string) => Effect.Effect<void, StoreError>
   /**
    * Deletes every session of a user ("log out everywhere") and answers how many. Once it returns, no
    * session of that user issued before the call is valid.
@@ -123,7 +182,7 @@ export interface Sessions<A> {
 }
 
 /**
- * Options of the `Sessions` service.
+ * Options of the `Sessions` service. Every limit is off unless set, except the expiry (`ttl`).
  *
  * @since 0.1.0
  * @category models
@@ -131,6 +190,20 @@ export interface Sessions<A> {
 export interface Options {
   /** How long a session lives after `issue` or `extend`. Default: 3 days, as in the original library. */
   readonly ttl?: Duration.DurationInput | undefined
+  /** A session unused for this long dies (OWASP idle timeout). Default: none. */
+  readonly idleTimeout?: Duration.DurationInput | undefined
+  /** A session dies this long after login, whatever extension is asked for (OWASP absolute timeout). Default: none. */
+  readonly absoluteLifetime?: Duration.DurationInput | undefined
+  /**
+   * Extend on use (opt-in). `true` or `{ threshold }`: each use moves the expiry to now + `ttl`, but the
+   * store is written only when the remaining life has fallen below `threshold` × `ttl` (default 0.5), so
+   * read-heavy traffic stays read-only. The same threshold paces the recording of use for `idleTimeout`.
+   */
+  readonly rolling?: boolean | { readonly threshold?: number | undefined } | undefined
+  /** Renew the id (rotate) automatically when it is this old, in the HTTP layer (OWASP renewal timeout). Default: none. */
+  readonly renewalInterval?: Duration.DurationInput | undefined
+  /** How long an id replaced by `rotate` keeps serving requests already in flight. Default: 0 (it dies at once). */
+  readonly rotationGrace?: Duration.DurationInput | undefined
 }
 
 // -----------------------------------------------------------------------------
@@ -247,6 +320,28 @@ export class Expired extends Schema.TaggedError<Expired>("effect-sessions/Expire
 }
 
 /**
+ * The session changed under an update too many times in a row (compare-and-set lost repeatedly).
+ * Answered with 409 over HTTP; retrying the request is safe.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class Conflict extends Schema.TaggedError<Conflict>("effect-sessions/Conflict")(
+  "Conflict",
+  {},
+  HttpApiSchema.annotations({ status: 409 })
+) {
+  override get message(): string {
+    return "the session was changed concurrently; retry"
+  }
+
+  /** @since 0.1.0 */
+  [HttpServerRespondable.symbol]() {
+    return Effect.succeed(HttpServerResponse.empty({ status: 409 }))
+  }
+}
+
+/**
  * The service's options are unusable (a lifetime that is not a positive, finite duration). Raised when
  * the layer is built.
  *
@@ -318,6 +413,18 @@ export const storeKey = (id: string): Key | undefined =>
 
 const notFound = new NotFound()
 const expired = new Expired()
+const conflict = new Conflict()
+
+// Compare-and-set attempts before an update gives up with `Conflict`.
+const maxAttempts = 5
+
+const positive = (name: string, input: Duration.DurationInput | undefined) => {
+  if (input === undefined) return Either.right(undefined)
+  const millis = Duration.toMillis(Duration.decode(input))
+  return Number.isFinite(millis) && millis >= 1
+    ? Either.right(millis)
+    : Either.left(new InvalidOptions({ message: `${name} must be a finite duration of at least 1 millisecond` }))
+}
 
 /**
  * Builds the sessions service for data described by `schema`, on the `Store` and `Auth` in context.
@@ -333,12 +440,19 @@ export const make = <A, I>(
     const store = yield* Store
     const auth = yield* Auth
     const ttl = Duration.decode(options.ttl ?? defaultTtl)
-    const ttlMillis = Duration.toMillis(ttl)
-    if (!Number.isFinite(ttlMillis) || ttlMillis < 1) {
+    const ttlMillis = (yield* positive("the session ttl", ttl))!
+    const idle = yield* positive("idleTimeout", options.idleTimeout)
+    const absolute = yield* positive("absoluteLifetime", options.absoluteLifetime)
+    const renewal = yield* positive("renewalInterval", options.renewalInterval)
+    const grace = options.rotationGrace === undefined ? 0 : Duration.toMillis(Duration.decode(options.rotationGrace))
+    const rolling = options.rolling === true || typeof options.rolling === "object"
+    const threshold = typeof options.rolling === "object" ? options.rolling.threshold ?? 0.5 : 0.5
+    if (!(threshold > 0 && threshold <= 1) || !(grace >= 0 && Number.isFinite(grace))) {
       return yield* new InvalidOptions({
-        message: "the session ttl must be a finite duration of at least 1 millisecond"
+        message: "rolling.threshold must be in (0, 1] and rotationGrace a finite duration"
       })
     }
+
     const decode = Schema.decodeUnknownEither(schema)
     // Data that cannot be encoded is a programming error (the value contradicts its own type's
     // refinements, or its encoded form is not JSON), so it is a defect rather than an error every caller
@@ -351,55 +465,194 @@ export const make = <A, I>(
           catch: () => new Error("session data must encode (through its schema) to a JSON value")
         }).pipe(Effect.orDie))
 
+    // When a session dies: the earliest of its expiry, its idle deadline and its absolute deadline, by
+    // the options in force now (so tightening them applies to existing sessions too).
+    const deadline = (entry: Pick<Entry, "createdAt" | "extendedUntil" | "lastSeenAt">) =>
+      Math.min(
+        entry.extendedUntil,
+        idle === undefined ? Infinity : entry.lastSeenAt + idle,
+        absolute === undefined ? Infinity : entry.createdAt + absolute
+      )
+    const isDead = (entry: Entry, now: number) => now >= entry.expiresAt || now >= deadline(entry)
+
+    // The entry each session object was read or written as, so that writes start from it without a read.
+    const entries = new WeakMap<SessionInfo<A>, Entry>()
+
     const toInfo = (key: Key, entry: Entry, data: A): SessionInfo<A> => ({
       key,
       userId: entry.userId,
       createdAt: DateTime.unsafeMake(entry.createdAt),
+      renewedAt: DateTime.unsafeMake(entry.renewedAt),
       expiresAt: DateTime.unsafeMake(entry.expiresAt),
+      lastSeenAt: DateTime.unsafeMake(entry.lastSeenAt),
+      userAgent: entry.userAgent,
+      address: entry.address,
       data
     })
-    const toSession = (id: string, key: Key, entry: Entry, data: A): Session<A> => ({
-      id: Redacted.make(id),
-      ...toInfo(key, entry, data)
+    const toSession = (id: Redacted.Redacted<string>, key: Key, entry: Entry, data: A): Session<A> => {
+      const session = { id, ...toInfo(key, entry, data) }
+      entries.set(session, entry)
+      return session
+    }
+
+    const fetchLive = (key: Key): Effect.Effect<Entry, NotFound | Expired | StoreError> =>
+      Effect.gen(function*() {
+        const entry = yield* store.fetch(key)
+        if (Option.isNone(entry) || entry.value.retired) return yield* notFound
+        if (isDead(entry.value, yield* Clock.currentTimeMillis)) return yield* expired
+        return entry.value
+      })
+
+    /**
+     * Writes `change(latest entry)` by compare-and-set, starting from the entry the session was read as
+     * and re-reading after a lost race. `change` sees the entry and the time, and answers the entry's
+     * next state (the version and the deadline are set here).
+     */
+    const modify = (
+      session: SessionInfo<A>,
+      change: (entry: Entry, now: number) => Effect.Effect<Entry, NotFound>
+    ): Effect.Effect<Entry, NotFound | Expired | Conflict | StoreError> =>
+      Effect.gen(function*() {
+        const known = entries.get(session)
+        for (let attempt = 0; attempt < maxAttempts; attempt++) {
+          const current: Entry = known !== undefined && attempt === 0 ? known : yield* fetchLive(session.key)
+          const now = yield* Clock.currentTimeMillis
+          if (current.retired) return yield* notFound
+          if (isDead(current, now)) return yield* expired
+          const changed = yield* change(current, now)
+          const next: Entry = { ...changed, version: current.version + 1, expiresAt: deadline(changed) }
+          if (yield* store.save(session.key, next, "update")) return next
+        }
+        return yield* conflict
+      })
+
+    const newEntry = (
+      userId: string,
+      now: number,
+      encoded: unknown,
+      client: ClientInfo | undefined,
+      createdAt = now
+    ): Entry => {
+      const entry = {
+        version: 0,
+        userId,
+        createdAt,
+        renewedAt: now,
+        extendedUntil: now + ttlMillis,
+        lastSeenAt: now,
+        retired: false,
+        userAgent: client?.userAgent,
+        address: client?.address,
+        data: encoded
+      }
+      return { ...entry, expiresAt: deadline(entry) }
+    }
+
+    const create = (userId: string, entry: Entry, data: A) =>
+      Effect.gen(function*() {
+        const id = makeId(userId)
+        const key = storeKey(id)!
+        // 256 random bits do not collide; a refused create means the store or its contract is broken.
+        if (!(yield* store.save(key, entry, "create"))) return yield* Effect.dieMessage("session id collision")
+        return { session: toSession(Redacted.make(id), key, entry, data), token: auth.sign(id) }
+      })
+
+    const issue = Effect.fn("Sessions.issue")(function*(userId: string, data: A, client?: ClientInfo) {
+      const encoded = yield* encode(data)
+      return yield* create(userId, newEntry(userId, yield* Clock.currentTimeMillis, encoded, client), data)
     })
 
-    const issue = Effect.fn("Sessions.issue")(function*(userId: string, data: A) {
-      const encoded = yield* encode(data)
+    const rotate = Effect.fn("Sessions.rotate")(function*(session: Session<A>) {
+      // Retire the old id first, by compare-and-set: a session cleared meanwhile (a logout racing the
+      // rotation) fails here instead of coming back under a new id. The new id starts from the entry as
+      // it was just before retiring (the latest expiry and data, whatever copy the caller holds).
+      let latest: Entry | undefined
+      yield* modify(session, (entry, now) => {
+        latest = entry
+        return Effect.succeed({ ...entry, retired: true, extendedUntil: Math.min(entry.extendedUntil, now + grace) })
+      })
+      if (grace === 0) yield* store.delete(session.key)
+      const data = decode(latest!.data)
+      if (Either.isLeft(data)) return yield* notFound
       const now = yield* Clock.currentTimeMillis
-      const id = makeId(userId)
-      const key = storeKey(id)!
-      const entry: Entry = { userId, createdAt: now, expiresAt: now + ttlMillis, data: encoded }
-      // 256 random bits do not collide; a refused create means the store or its contract is broken.
-      if (!(yield* store.save(key, entry, "create"))) return yield* Effect.dieMessage("session id collision")
-      return { session: toSession(id, key, entry, data), token: auth.sign(id) }
+      const entry: Entry = { ...latest!, version: 0, renewedAt: now, lastSeenAt: now, retired: false }
+      return yield* create(session.userId, { ...entry, expiresAt: deadline(entry) }, data.right)
+    })
+
+    // Records a use when a limit needs it: rolling expiry when less than `threshold` of the lifetime is
+    // left, the idle timeout when less than `threshold` of the idle window is left. Otherwise no write.
+    const touch = (session: Session<A>, entry: Entry, now: number) => {
+      const roll = rolling && entry.extendedUntil - now < threshold * ttlMillis
+      const seen = idle !== undefined && entry.lastSeenAt + idle - now < threshold * idle
+      if (!roll && !seen) {
+        return Effect.succeed(undefined)
+      }
+      return modify(session, (latest) =>
+        Effect.succeed({
+          ...latest,
+          lastSeenAt: now,
+          extendedUntil: roll ? Math.max(latest.extendedUntil, now + ttlMillis) : latest.extendedUntil
+        })).pipe(
+          Effect.map((written) => toSession(session.id, session.key, written, session.data)),
+          // Losing the race means another request just wrote this session: nothing to record.
+          Effect.catchTag("Conflict", () => Effect.succeed(undefined))
+        )
+    }
+
+    const read = (token: string, renew: boolean) =>
+      Effect.gen(function*() {
+        const { id, keyIndex } = yield* auth.verify(token)
+        const key = storeKey(id)
+        if (key === undefined) return yield* notFound
+        const entry = yield* store.fetch(key)
+        if (Option.isNone(entry)) return yield* notFound
+        const now = yield* Clock.currentTimeMillis
+        if (isDead(entry.value, now)) return yield* expired
+        const data = decode(entry.value.data)
+        if (Either.isLeft(data)) {
+          yield* Effect.logWarning("session data does not decode with the session schema; treated as no session")
+          return yield* notFound
+        }
+        const session = toSession(Redacted.make(id), key, entry.value, data.right)
+        if (entry.value.retired) return { session, token: undefined }
+        if (renew && renewal !== undefined && now - entry.value.renewedAt >= renewal) {
+          return yield* rotate(session).pipe(
+            // A concurrent request renewed it first: this one is served by the old id's grace, if any.
+            Effect.catchTag("Conflict", "NotFound", () => Effect.succeed({ session, token: undefined }))
+          )
+        }
+        const touched = yield* touch(session, entry.value, now)
+        if (touched !== undefined) return { session: touched, token: auth.sign(id) }
+        return { session, token: keyIndex === 0 ? undefined : auth.sign(id) }
+      })
+
+    const resolve = Effect.fn("Sessions.resolve")(function*(token: string) {
+      return yield* read(token, true)
     })
 
     const get = Effect.fn("Sessions.get")(function*(token: string) {
-      const { id } = yield* auth.verify(token)
-      const key = storeKey(id)
-      if (key === undefined) return yield* notFound
-      const entry = yield* store.fetch(key)
-      if (Option.isNone(entry)) return yield* notFound
-      if ((yield* Clock.currentTimeMillis) >= entry.value.expiresAt) return yield* expired
-      const data = decode(entry.value.data)
-      if (Either.isLeft(data)) {
-        yield* Effect.logWarning("session data does not decode with the session schema; treated as no session")
-        return yield* notFound
-      }
-      return toSession(id, key, entry.value, data.right)
+      return (yield* read(token, false)).session
     })
 
     const extend = Effect.fn("Sessions.extend")(function*(session: Session<A>) {
-      const now = yield* Clock.currentTimeMillis
-      if (now >= session.expiresAt.epochMillis) return yield* expired
-      const entry: Entry = {
-        userId: session.userId,
-        createdAt: session.createdAt.epochMillis,
-        expiresAt: now + ttlMillis,
-        data: yield* encode(session.data)
-      }
-      if (!(yield* store.save(session.key, entry, "update"))) return yield* notFound
-      return { ...session, expiresAt: DateTime.unsafeMake(entry.expiresAt) }
+      const entry = yield* modify(session, (latest, now) =>
+        Effect.succeed({ ...latest, lastSeenAt: now, extendedUntil: now + ttlMillis }))
+      const data = decode(entry.data)
+      return toSession(session.id, session.key, entry, Either.isRight(data) ? data.right : session.data)
+    })
+
+    const update = Effect.fn("Sessions.update")(function*(session: Session<A>, f: (data: A) => A) {
+      let data: A = session.data
+      const entry = yield* modify(session, (latest) => {
+        const current = decode(latest.data)
+        // The stored data no longer decodes: there is nothing valid to update.
+        if (Either.isLeft(current)) {
+          return Effect.fail(notFound)
+        }
+        data = f(current.right)
+        return Effect.map(encode(data), (encoded) => ({ ...latest, data: encoded }))
+      })
+      return toSession(session.id, session.key, entry, data)
     })
 
     const clear = Effect.fn("Sessions.clear")(function*(session: Session<A>) {
@@ -408,14 +661,25 @@ export const make = <A, I>(
 
     const list = Effect.fn("Sessions.list")(function*(userId: string) {
       const listed = yield* store.list(userKey(userId), yield* Clock.currentTimeMillis)
+      const now = yield* Clock.currentTimeMillis
       const sessions: Array<SessionInfo<A>> = []
       for (const { entry, key } of listed) {
         // The user part is a 128-bit hash: compare the user id itself all the same.
-        if (entry.userId !== userId) continue
+        if (entry.userId !== userId || entry.retired || isDead(entry, now)) {
+          continue
+        }
         const data = decode(entry.data)
-        if (Either.isRight(data)) sessions.push(toInfo(key, entry, data.right))
+        if (Either.isRight(data)) {
+          sessions.push(toInfo(key, entry, data.right))
+        }
       }
-      return sessions.sort((a, b) => a.createdAt.epochMillis - b.createdAt.epochMillis)
+      return sessions.sort((a, b) =>
+        a.createdAt.epochMillis - b.createdAt.epochMillis
+      )
+    })
+
+    const revoke = Effect.fn("Sessions.revoke")(function*(userId: string, session: string) {
+      yield* store.delete({ user: userKey(userId), session })
     })
 
     const clearAll = Effect.fn("Sessions.clearAll")(function*(userId: string) {
@@ -430,9 +694,13 @@ export const make = <A, I>(
       ttl,
       issue,
       get,
+      resolve,
       extend,
+      update,
+      rotate,
       clear,
       list,
+      revoke,
       clearAll,
       clearOthers,
       token: (session) => auth.sign(Redacted.value(session.id))
@@ -455,15 +723,17 @@ export const layer = <Self, A, I>(
 ): Layer.Layer<Self, InvalidOptions, Store | Auth> => Layer.effect(tag, make(tag.data, options))
 
 /**
- * The sessions service with its options read from `Config`. By default the lifetime comes from
- * `SESSION_TTL` (an Effect duration such as `3 days` or `90 minutes`), defaulting to 3 days.
+ * The sessions service with its options read from `Config`. By default: `SESSION_TTL` (an Effect duration
+ * such as `3 days` or `90 minutes`; default 3 days), and the optional `SESSION_IDLE_TIMEOUT`,
+ * `SESSION_ABSOLUTE_LIFETIME`, `SESSION_ROLLING` (`true`, or a threshold such as `0.25`),
+ * `SESSION_RENEWAL_INTERVAL` and `SESSION_ROTATION_GRACE`.
  *
  * @since 0.1.0
  * @category layers
  */
 export const layerConfig = <Self, A, I>(
   tag: SessionsTag<Self, A, I>,
-  config: Config.Config.Wrap<Options> = { ttl: ttlConfig() }
+  config: Config.Config.Wrap<Options> = optionsConfig
 ): Layer.Layer<Self, InvalidOptions | ConfigError.ConfigError, Store | Auth> =>
   Layer.effect(tag, Effect.flatMap(Config.unwrap(config), (options) => make(tag.data, options)))
 
@@ -484,3 +754,46 @@ export const ttlConfig = (name = "SESSION_TTL"): Config.Config<Duration.Duration
     Config.nested(name),
     Config.withDefault(defaultTtl)
   )
+
+const optionalDuration = (name: string): Config.Config<Duration.Duration | undefined> =>
+  Config.map(Config.option(positiveDuration(name)), Option.getOrUndefined)
+
+const positiveDuration = (name: string) =>
+  // validated inside `nested` so that the error's path names the variable
+  Config.duration().pipe(
+    Config.validate({
+      message: "expected a positive, finite duration such as \"3 days\" or \"90 minutes\"",
+      validation: (duration) => Duration.isFinite(duration) && Duration.toMillis(duration) >= 1
+    }),
+    Config.nested(name)
+  )
+
+const rollingConfig: Config.Config<Options["rolling"]> = Config.string().pipe(
+  Config.mapOrFail((value): Either.Either<NonNullable<Options["rolling"]>, ConfigError.ConfigError> => {
+    const text = value.trim().toLowerCase()
+    if (text === "true") return Either.right(true)
+    if (text === "false") return Either.right(false)
+    const threshold = Number(text)
+    return text !== "" && threshold > 0 && threshold <= 1
+      ? Either.right({ threshold })
+      : Either.left(ConfigError.InvalidData([], "expected true, false or a threshold in (0, 1] such as 0.5"))
+  }),
+  Config.nested("SESSION_ROLLING"),
+  Config.option,
+  Config.map(Option.getOrUndefined)
+)
+
+/**
+ * The default environment variables of {@link layerConfig}.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const optionsConfig: Config.Config.Wrap<Options> = {
+  ttl: ttlConfig(),
+  idleTimeout: optionalDuration("SESSION_IDLE_TIMEOUT"),
+  absoluteLifetime: optionalDuration("SESSION_ABSOLUTE_LIFETIME"),
+  rolling: rollingConfig,
+  renewalInterval: optionalDuration("SESSION_RENEWAL_INTERVAL"),
+  rotationGrace: Config.map(Config.option(Config.duration("SESSION_ROTATION_GRACE")), Option.getOrUndefined)
+}

@@ -33,7 +33,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
-import type { Expired, NotFound, Session, SessionsTag } from "../Session.js"
+import type { Conflict, Expired, NotFound, Session, SessionsTag } from "../Session.js"
 import type { CurrentSession } from "../Session.js"
 import type { StoreError } from "../Store.js"
 import { Transport } from "../Transport.js"
@@ -68,6 +68,25 @@ export class Unauthorized extends Schema.TaggedError<Unauthorized>("effect-sessi
 // -----------------------------------------------------------------------------
 
 /**
+ * What the middleware does when the store cannot answer for a request that carries a token.
+ *
+ * - `"fail"` (the default, fail closed): answer 503 with `Retry-After: 1`; the handler does not run.
+ * - `"anonymous"`: serve the request as if it had no session, and log a warning for every such request.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type OutagePolicy = "fail" | "anonymous"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  readonly onStoreError?: OutagePolicy | undefined
+}
+
+/**
  * The HTTP side of a sessions service.
  *
  * @since 0.1.0
@@ -76,7 +95,9 @@ export class Unauthorized extends Schema.TaggedError<Unauthorized>("effect-sessi
 export interface SessionHttp<Self, A> {
   /**
    * Reads the request's session and provides it to `app` as the current session. Usable with
-   * `HttpServer.serve(app, middleware)`, `HttpRouter.use(middleware)` or `app.pipe(middleware)`.
+   * `HttpServer.serve(app, middleware)`, `HttpRouter.use(middleware)` or `app.pipe(middleware)`. When the
+   * session's id is due for renewal, its expiry moved (rolling, idle) or an older key signed it, the new
+   * token goes out with the response.
    */
   readonly middleware: <E, R>(
     app: HttpApp.Default<E, R>
@@ -85,14 +106,31 @@ export interface SessionHttp<Self, A> {
   readonly current: Effect.Effect<Option.Option<Session<A>>, never, CurrentSession<Self>>
   /** The request's session, or `Unauthorized` (401). */
   readonly require: Effect.Effect<Session<A>, Unauthorized, CurrentSession<Self>>
-  /** Issues a session and puts its token on the response. */
-  readonly issue: (userId: string, data: A) => Effect.Effect<Session<A>, StoreError, Self | Transport>
+  /**
+   * Issues a session (recording the client's `User-Agent` and address) and puts its token on the
+   * response. At login, prefer it over keeping an anonymous session: a new id defeats session fixation.
+   */
+  readonly issue: (
+    userId: string,
+    data: A
+  ) => Effect.Effect<Session<A>, StoreError, Self | Transport | HttpServerRequest.HttpServerRequest>
   /** Extends a session and puts its (re-signed) token, with the later expiry, on the response. */
   readonly extend: (
     session: Session<A>
-  ) => Effect.Effect<Session<A>, NotFound | Expired | StoreError, Self | Transport>
+  ) => Effect.Effect<Session<A>, NotFound | Expired | Conflict | StoreError, Self | Transport>
+  /** Gives the session a new id (at a privilege change) and puts the new token on the response. */
+  readonly rotate: (
+    session: Session<A>
+  ) => Effect.Effect<Session<A>, NotFound | Expired | Conflict | StoreError, Self | Transport>
+  /** Changes the session's data safely under concurrency (see `Sessions.update`). */
+  readonly update: (
+    session: Session<A>,
+    f: (data: A) => A
+  ) => Effect.Effect<Session<A>, NotFound | Expired | Conflict | StoreError, Self>
   /** Deletes a session and tells the client to forget its token. */
   readonly clear: (session: Session<A>) => Effect.Effect<void, StoreError, Self | Transport>
+  /** Deletes every session of the session's user, this one included, and forgets the token. */
+  readonly clearAll: (session: Session<A>) => Effect.Effect<number, StoreError, Self | Transport>
 }
 
 // -----------------------------------------------------------------------------
@@ -110,13 +148,20 @@ const writeToken = (transport: Transport["Type"], token: string, expiresAt: numb
 const clearToken = (transport: Transport["Type"]) =>
   HttpApp.appendPreResponseHandler((_request, response) => Effect.succeed(transport.clear(response)))
 
+const clientInfo = (request: HttpServerRequest.HttpServerRequest) => ({
+  userAgent: request.headers["user-agent"]?.slice(0, 512),
+  address: Option.getOrUndefined(request.remoteAddress)
+})
+
 /**
  * The middleware and handler operations of the sessions service declared by `tag`.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const make = <Self, A, I>(tag: SessionsTag<Self, A, I>): SessionHttp<Self, A> => {
+export const make = <Self, A, I>(tag: SessionsTag<Self, A, I>, options: Options = {}): SessionHttp<Self, A> => {
+  const anonymousOnOutage = options.onStoreError === "anonymous"
+
   const middleware = <E, R>(
     app: HttpApp.Default<E, R>
   ): HttpApp.Default<E, Exclude<R, CurrentSession<Self>> | Self | Transport> =>
@@ -126,11 +171,19 @@ export const make = <Self, A, I>(tag: SessionsTag<Self, A, I>): SessionHttp<Self
       const token = transport.read(request)
       if (Option.isNone(token)) return yield* Effect.provideService(app, tag.Current, Option.none())
       const sessions = yield* tag
-      const result = yield* Effect.either(sessions.get(token.value))
-      if (Either.isRight(result)) return yield* Effect.provideService(app, tag.Current, Option.some(result.right))
+      const result = yield* Effect.either(sessions.resolve(token.value))
+      if (Either.isRight(result)) {
+        const { session, token } = result.right
+        if (token !== undefined) yield* writeToken(transport, token, session.expiresAt.epochMillis)
+        return yield* Effect.provideService(app, tag.Current, Option.some(session))
+      }
       if (result.left._tag === "StoreError") {
-        yield* Effect.logError("session store unavailable; answering 503", result.left)
-        return unavailable
+        if (!anonymousOnOutage) {
+          yield* Effect.logError("session store unavailable; answering 503", result.left)
+          return unavailable
+        }
+        yield* Effect.logWarning("session store unavailable; serving the request as anonymous", result.left)
+        return yield* Effect.provideService(app, tag.Current, Option.none())
       }
       // The client holds a token that will never work again: tell it to drop it. A handler that issues a
       // new session later in this request registers its write after this, so the new token wins.
@@ -148,7 +201,8 @@ export const make = <Self, A, I>(tag: SessionsTag<Self, A, I>): SessionHttp<Self
     Effect.gen(function*() {
       const sessions = yield* tag
       const transport = yield* Transport
-      const { session, token } = yield* sessions.issue(userId, data)
+      const request = yield* HttpServerRequest.HttpServerRequest
+      const { session, token } = yield* sessions.issue(userId, data, clientInfo(request))
       yield* writeToken(transport, token, session.expiresAt.epochMillis)
       return session
     })
@@ -162,6 +216,18 @@ export const make = <Self, A, I>(tag: SessionsTag<Self, A, I>): SessionHttp<Self
       return extended
     })
 
+  const rotate = (session: Session<A>) =>
+    Effect.gen(function*() {
+      const sessions = yield* tag
+      const transport = yield* Transport
+      const renewed = yield* sessions.rotate(session)
+      yield* writeToken(transport, renewed.token, renewed.session.expiresAt.epochMillis)
+      return renewed.session
+    })
+
+  const update = (session: Session<A>, f: (data: A) => A) =>
+    Effect.flatMap(tag, (sessions) => sessions.update(session, f))
+
   const clear = (session: Session<A>) =>
     Effect.gen(function*() {
       const sessions = yield* tag
@@ -170,5 +236,14 @@ export const make = <Self, A, I>(tag: SessionsTag<Self, A, I>): SessionHttp<Self
       yield* clearToken(transport)
     })
 
-  return { middleware, current, require, issue, extend, clear }
+  const clearAll = (session: Session<A>) =>
+    Effect.gen(function*() {
+      const sessions = yield* tag
+      const transport = yield* Transport
+      const cleared = yield* sessions.clearAll(session.userId)
+      yield* clearToken(transport)
+      return cleared
+    })
+
+  return { middleware, current, require, issue, extend, rotate, update, clear, clearAll }
 }
