@@ -4,7 +4,9 @@
  * A session carries a random CSRF token in its data. The session cookie is `HttpOnly`; the same token is
  * also sent in a readable `csrf` cookie, which the page's script copies into an `X-CSRF-Token` header. A
  * request counts only when the header matches the token stored with the session: another site can make a
- * browser send the cookies, but cannot read them to fill in the header.
+ * browser send the cookies, but cannot read them to fill in the header. `Csrf.token()` makes the token and
+ * `Csrf.requireToken` checks it; `Csrf.middleware()` also refuses state-changing requests (any method but
+ * GET, HEAD, OPTIONS and TRACE) that a browser reports as coming from another site.
  *
  * - `GET /issue`   starts a session (at login) and sets both cookies.
  * - `GET /require` needs the session and the header; extends the session and both cookies.
@@ -35,20 +37,20 @@ import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServer from "@effect/platform/HttpServer"
-import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Clock from "effect/Clock"
 import * as Config from "effect/Config"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import { flow } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
-import * as Crypto from "node:crypto"
 import * as Http from "node:http"
 import { pathToFileURL } from "node:url"
 import * as Auth from "../src/Auth.js"
+import * as Csrf from "../src/layers/Csrf.js"
 import * as SessionHttp from "../src/layers/Http.js"
 import * as Memory from "../src/layers/Memory.js"
 import * as Redis from "../src/layers/Redis.js"
@@ -80,25 +82,12 @@ export class CsrfCookie extends Context.Tag("examples/csrf/CsrfCookie")<CsrfCook
 
 const ok = HttpServerResponse.empty({ status: 200 })
 
-// Compares in constant time, so the response time does not reveal how much of a guess was right. Only
-// the length can leak, and every token has the same length.
-const sameToken = (given: string, expected: string): boolean => {
-  const a = Buffer.from(given, "utf8")
-  const b = Buffer.from(expected, "utf8")
-  return a.length === b.length && Crypto.timingSafeEqual(a, b)
-}
-
-// The request's session, provided it has one and its `X-CSRF-Token` header matches the session's token;
-// otherwise `Unauthorized`, which the server answers with 401.
-const requireCsrf = Effect.gen(function*() {
-  const session = yield* AppHttp.require
-  const request = yield* HttpServerRequest.HttpServerRequest
-  const header = request.headers["x-csrf-token"]
-  if (header === undefined || !sameToken(header, session.data.csrf)) {
-    return yield* new SessionHttp.Unauthorized()
-  }
-  return session
-})
+// The request's session, provided it has one and its `X-CSRF-Token` header matches the session's token
+// (compared in constant time); otherwise `Unauthorized`, which the server answers with 401. `requireToken`
+// fails with `CsrfRejected` (403) on a bad token; the Go example answers 401 to both, and so does this one.
+const requireCsrf = Csrf.requireToken(AppHttp.require, (data) => data.csrf).pipe(
+  Effect.catchTag("CsrfRejected", () => new SessionHttp.Unauthorized())
+)
 
 // An empty 200 response, as in the Go example, with the `csrf` cookie set to the session's expiry.
 const okWithCsrfCookie = (csrf: string, session: Session.Session<{ readonly csrf: string }>) =>
@@ -110,7 +99,7 @@ const okWithCsrfCookie = (csrf: string, session: Session.Session<{ readonly csrf
 
 const issueSession = Effect.gen(function*() {
   // A secret, so it comes from the platform CSPRNG (never from Effect's seeded `Random`).
-  const csrf = Auth.randomId()
+  const csrf = Csrf.token()
   // At login: store the session and put its signed token in the session cookie.
   const session = yield* AppHttp.issue("user-1", { csrf })
   // The page's script reads this cookie and copies the token into `X-CSRF-Token`; the server only ever
@@ -211,7 +200,9 @@ export const SessionsLive = Session.layerConfig(AppSession).pipe(
  * `HttpServer`, whose `address` tells which port was bound; nothing listens until it is built.
  */
 export const layer = (listen: { readonly port: number; readonly host: string }) =>
-  HttpServer.serve(router, AppHttp.middleware).pipe(
+  // The origin check runs first, so a forged request is refused before the session is looked up. It checks
+  // only state-changing methods: the routes here are GETs, as in the Go example, and rely on the token.
+  HttpServer.serve(router, flow(AppHttp.middleware, Csrf.middleware())).pipe(
     Layer.provide(SessionsLive),
     Layer.provideMerge(NodeHttpServer.layer(() => Http.createServer(), listen))
   )
