@@ -28,12 +28,13 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as Crypto from "node:crypto"
 import { Auth, BadSignature, randomId } from "./Auth.js"
-import { type Entry, type Key, Store, StoreError } from "./Store.js"
+import { type Entry, type Key, Store, StoreError, type StoreService } from "./Store.js"
 
 export {
   /** @since 0.1.0 */
@@ -204,6 +205,14 @@ export interface Options {
   readonly renewalInterval?: Duration.DurationInput | undefined
   /** How long an id replaced by `rotate` keeps serving requests already in flight. Default: 0 (it dies at once). */
   readonly rotationGrace?: Duration.DurationInput | undefined
+  /** Record the `metrics` (counters and store latency). Default `true`. */
+  readonly metrics?: boolean | undefined
+  /**
+   * Open a span for every `get` / `resolve`. Default `false`: reads annotate the enclosing span (the
+   * HTTP server's request span) with `session.result` instead, since a span of its own costs more than
+   * the whole validation (bench/RESULTS.md). Writes (`issue`, `extend`, `rotate`, …) always get a span.
+   */
+  readonly traceReads?: boolean | undefined
 }
 
 // -----------------------------------------------------------------------------
@@ -411,6 +420,81 @@ export const makeId = (userId: string): string => userKey(userId) + randomId()
 export const storeKey = (id: string): Key | undefined =>
   id.length === idLength ? { user: id.slice(0, userKeyLength), session: sha256(id).digest("base64url") } : undefined
 
+// -----------------------------------------------------------------------------
+// metrics
+// -----------------------------------------------------------------------------
+
+const storeLatency = Metric.timerWithBoundaries(
+  "effect_sessions_store_latency",
+  [0.25, 0.5, 1, 2, 5, 10, 25, 50, 100, 250, 1000],
+  "Store operation latency in milliseconds, by operation"
+)
+
+/**
+ * The metrics the sessions service records (names in Prometheus style). Wire them to OpenTelemetry
+ * with `@effect/opentelemetry` (see examples/otel.ts), or read them with `Metric.value`.
+ *
+ * - `effect_sessions_issued_total` — sessions issued;
+ * - `effect_sessions_validated_total` — tokens that resolved to a valid session;
+ * - `effect_sessions_rejected_total{reason}` — tokens refused: `bad_signature`, `not_found`, `expired`;
+ * - `effect_sessions_refreshed_total` — reads that wrote (rolling expiry, idle timeout);
+ * - `effect_sessions_rotated_total` — ids renewed;
+ * - `effect_sessions_store_errors_total{operation}` — store failures;
+ * - `effect_sessions_store_latency{operation}` — store latency in milliseconds (a histogram).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const metrics = {
+  issued: Metric.counter("effect_sessions_issued_total", { description: "Sessions issued", incremental: true }),
+  validated: Metric.counter("effect_sessions_validated_total", {
+    description: "Tokens that resolved to a valid session",
+    incremental: true
+  }),
+  rejected: Metric.counter("effect_sessions_rejected_total", { description: "Tokens refused", incremental: true }),
+  refreshed: Metric.counter("effect_sessions_refreshed_total", {
+    description: "Reads that wrote the session (rolling expiry, idle timeout)",
+    incremental: true
+  }),
+  rotated: Metric.counter("effect_sessions_rotated_total", { description: "Session ids renewed", incremental: true }),
+  storeErrors: Metric.counter("effect_sessions_store_errors_total", {
+    description: "Store failures",
+    incremental: true
+  }),
+  storeLatency
+} as const
+
+const rejectedBy = {
+  BadSignature: Metric.tagged(metrics.rejected, "reason", "bad_signature"),
+  NotFound: Metric.tagged(metrics.rejected, "reason", "not_found"),
+  Expired: Metric.tagged(metrics.rejected, "reason", "expired")
+} as const
+
+const storeOperations = ["fetch", "save", "delete", "list", "deleteUser"] as const
+
+const instrument = (store: StoreService): StoreService => {
+  const timers = Object.fromEntries(storeOperations.map((op) => [op, Metric.tagged(storeLatency, "operation", op)]))
+  const errors = Object.fromEntries(
+    storeOperations.map((op) => [op, Metric.tagged(metrics.storeErrors, "operation", op)])
+  )
+  // Failures are timed too: a timeout is exactly the latency worth seeing.
+  const observe = <A>(op: typeof storeOperations[number], effect: Effect.Effect<A, StoreError>) =>
+    Effect.flatMap(Clock.currentTimeNanos, (start) =>
+      effect.pipe(
+        Effect.onExit(() =>
+          Effect.flatMap(Clock.currentTimeNanos, (end) => Metric.update(timers[op]!, Duration.nanos(end - start)))
+        ),
+        Effect.tapError(() => Metric.increment(errors[op]!))
+      ))
+  return {
+    fetch: (key) => observe("fetch", store.fetch(key)),
+    save: (key, entry, mode) => observe("save", store.save(key, entry, mode)),
+    delete: (key) => observe("delete", store.delete(key)),
+    list: (user, now) => observe("list", store.list(user, now)),
+    deleteUser: (user, except) => observe("deleteUser", store.deleteUser(user, except))
+  }
+}
+
 const notFound = new NotFound()
 const expired = new Expired()
 const conflict = new Conflict()
@@ -437,7 +521,9 @@ export const make = <A, I>(
   options: Options = {}
 ): Effect.Effect<Sessions<A>, InvalidOptions, Store | Auth> =>
   Effect.gen(function*() {
-    const store = yield* Store
+    const observe = options.metrics ?? true
+    const store = observe ? instrument(yield* Store) : yield* Store
+    const count = (metric: Metric.Metric.Counter<number>) => observe ? Metric.increment(metric) : Effect.void
     const auth = yield* Auth
     const ttl = Duration.decode(options.ttl ?? defaultTtl)
     const ttlMillis = (yield* positive("the session ttl", ttl))!
@@ -515,10 +601,12 @@ export const make = <A, I>(
       Effect.gen(function*() {
         const known = entries.get(session)
         for (let attempt = 0; attempt < maxAttempts; attempt++) {
-          const current: Entry = known !== undefined && attempt === 0 ? known : yield* fetchLive(session.key)
           const now = yield* Clock.currentTimeMillis
-          if (current.retired) return yield* notFound
-          if (isDead(current, now)) return yield* expired
+          // The copy the session was read as saves a read when it is still good; only the store decides
+          // that a session is gone or expired (another request may have extended it since).
+          const current: Entry = attempt === 0 && known !== undefined && !known.retired && !isDead(known, now)
+            ? known
+            : yield* fetchLive(session.key)
           const changed = yield* change(current, now)
           const next: Entry = { ...changed, version: current.version + 1, expiresAt: deadline(changed) }
           if (yield* store.save(session.key, next, "update")) return next
@@ -559,7 +647,9 @@ export const make = <A, I>(
 
     const issue = Effect.fn("Sessions.issue")(function*(userId: string, data: A, client?: ClientInfo) {
       const encoded = yield* encode(data)
-      return yield* create(userId, newEntry(userId, yield* Clock.currentTimeMillis, encoded, client), data)
+      const issued = yield* create(userId, newEntry(userId, yield* Clock.currentTimeMillis, encoded, client), data)
+      yield* count(metrics.issued)
+      return issued
     })
 
     const rotate = Effect.fn("Sessions.rotate")(function*(session: Session<A>) {
@@ -576,7 +666,9 @@ export const make = <A, I>(
       if (Either.isLeft(data)) return yield* notFound
       const now = yield* Clock.currentTimeMillis
       const entry: Entry = { ...latest!, version: 0, renewedAt: now, lastSeenAt: now, retired: false }
-      return yield* create(session.userId, { ...entry, expiresAt: deadline(entry) }, data.right)
+      const renewed = yield* create(session.userId, { ...entry, expiresAt: deadline(entry) }, data.right)
+      yield* count(metrics.rotated)
+      return renewed
     })
 
     // Records a use when a limit needs it: rolling expiry when less than `threshold` of the lifetime is
@@ -594,6 +686,7 @@ export const make = <A, I>(
           extendedUntil: roll ? Math.max(latest.extendedUntil, now + ttlMillis) : latest.extendedUntil
         })).pipe(
           Effect.map((written) => toSession(session.id, session.key, written, session.data)),
+          Effect.tap(() => count(metrics.refreshed)),
           // Losing the race means another request just wrote this session: nothing to record.
           Effect.catchTag("Conflict", () => Effect.succeed(undefined))
         )
@@ -626,13 +719,26 @@ export const make = <A, I>(
         return { session, token: keyIndex === 0 ? undefined : auth.sign(id) }
       })
 
-    const resolve = Effect.fn("Sessions.resolve")(function*(token: string) {
-      return yield* read(token, true)
-    })
+    // Reads are the hot path: counted, and annotated on the enclosing span rather than given their own
+    // (unless `traceReads`), because a span costs more than the whole validation.
+    const observed = <X>(name: string, effect: Effect.Effect<X, Rejected | StoreError>) => {
+      const counted = !observe ? effect : effect.pipe(
+        Effect.tapBoth({
+          onFailure: (error) => error._tag === "StoreError" ? Effect.void : Metric.increment(rejectedBy[error._tag]),
+          onSuccess: () => Metric.increment(metrics.validated)
+        })
+      )
+      const annotated = Effect.tapBoth(counted, {
+        onFailure: (error) => Effect.annotateCurrentSpan("session.result", error._tag),
+        onSuccess: () => Effect.annotateCurrentSpan("session.result", "valid")
+      })
+      return options.traceReads === true ? Effect.withSpan(annotated, name) : annotated
+    }
 
-    const get = Effect.fn("Sessions.get")(function*(token: string) {
-      return (yield* read(token, false)).session
-    })
+    const resolve = (token: string) => observed("Sessions.resolve", read(token, true))
+
+    const get = (token: string) =>
+      observed("Sessions.get", Effect.map(read(token, false), (resolved) => resolved.session))
 
     const extend = Effect.fn("Sessions.extend")(function*(session: Session<A>) {
       const entry = yield* modify(session, (latest, now) =>

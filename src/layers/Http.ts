@@ -25,6 +25,7 @@
  */
 import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
 import * as HttpApp from "@effect/platform/HttpApp"
+import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerRespondable from "@effect/platform/HttpServerRespondable"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
@@ -102,6 +103,20 @@ export interface SessionHttp<Self, A> {
   readonly middleware: <E, R>(
     app: HttpApp.Default<E, R>
   ) => HttpApp.Default<E, Exclude<R, CurrentSession<Self>> | Self | Transport>
+  /**
+   * What the middleware does for each request, as an effect: reads the token through the `Transport`,
+   * resolves it, puts a renewed or re-signed token on the response and expires a token that will never
+   * work again. `None` when the request has no valid session. When the store cannot answer it fails with
+   * `StoreError` (503), or, with `onStoreError: "anonymous"`, logs a warning and answers `None`. The core
+   * of every integration: `HttpRouter.provideServiceEffect(Tag.Current, AppHttp.load)`, the
+   * `HttpLayerRouter` middleware of {@link layerRouterMiddleware} and the `HttpApi` middleware of
+   * `layers/HttpApi`.
+   */
+  readonly load: Effect.Effect<
+    Option.Option<Session<A>>,
+    StoreError,
+    Self | Transport | HttpServerRequest.HttpServerRequest
+  >
   /** The request's session, if it has a valid one. */
   readonly current: Effect.Effect<Option.Option<Session<A>>, never, CurrentSession<Self>>
   /** The request's session, or `Unauthorized` (401). */
@@ -162,33 +177,38 @@ const clientInfo = (request: HttpServerRequest.HttpServerRequest) => ({
 export const make = <Self, A, I>(tag: SessionsTag<Self, A, I>, options: Options = {}): SessionHttp<Self, A> => {
   const anonymousOnOutage = options.onStoreError === "anonymous"
 
+  const load = Effect.gen(function*() {
+    const request = yield* HttpServerRequest.HttpServerRequest
+    const transport = yield* Transport
+    const token = transport.read(request)
+    if (Option.isNone(token)) return Option.none<Session<A>>()
+    const sessions = yield* tag
+    const result = yield* Effect.either(sessions.resolve(token.value))
+    if (Either.isRight(result)) {
+      const { session, token } = result.right
+      if (token !== undefined) yield* writeToken(transport, token, session.expiresAt.epochMillis)
+      return Option.some(session)
+    }
+    if (result.left._tag === "StoreError") {
+      if (!anonymousOnOutage) {
+        yield* Effect.logError("session store unavailable; answering 503", result.left)
+        return yield* Effect.fail(result.left)
+      }
+      yield* Effect.logWarning("session store unavailable; serving the request as anonymous", result.left)
+      return Option.none<Session<A>>()
+    }
+    // The client holds a token that will never work again: tell it to drop it. A handler that issues a
+    // new session later in this request registers its write after this, so the new token wins.
+    yield* clearToken(transport)
+    return Option.none<Session<A>>()
+  })
+
   const middleware = <E, R>(
     app: HttpApp.Default<E, R>
   ): HttpApp.Default<E, Exclude<R, CurrentSession<Self>> | Self | Transport> =>
-    Effect.gen(function*() {
-      const request = yield* HttpServerRequest.HttpServerRequest
-      const transport = yield* Transport
-      const token = transport.read(request)
-      if (Option.isNone(token)) return yield* Effect.provideService(app, tag.Current, Option.none())
-      const sessions = yield* tag
-      const result = yield* Effect.either(sessions.resolve(token.value))
-      if (Either.isRight(result)) {
-        const { session, token } = result.right
-        if (token !== undefined) yield* writeToken(transport, token, session.expiresAt.epochMillis)
-        return yield* Effect.provideService(app, tag.Current, Option.some(session))
-      }
-      if (result.left._tag === "StoreError") {
-        if (!anonymousOnOutage) {
-          yield* Effect.logError("session store unavailable; answering 503", result.left)
-          return unavailable
-        }
-        yield* Effect.logWarning("session store unavailable; serving the request as anonymous", result.left)
-        return yield* Effect.provideService(app, tag.Current, Option.none())
-      }
-      // The client holds a token that will never work again: tell it to drop it. A handler that issues a
-      // new session later in this request registers its write after this, so the new token wins.
-      yield* clearToken(transport)
-      return yield* Effect.provideService(app, tag.Current, Option.none())
+    Effect.matchEffect(load, {
+      onFailure: () => Effect.succeed(unavailable),
+      onSuccess: (session) => Effect.provideService(app, tag.Current, session)
     })
 
   const current = tag.Current
@@ -245,5 +265,47 @@ export const make = <Self, A, I>(tag: SessionsTag<Self, A, I>, options: Options 
       return cleared
     })
 
-  return { middleware, current, require, issue, extend, rotate, update, clear, clearAll }
+  return { middleware, load, current, require, issue, extend, rotate, update, clear, clearAll }
+}
+
+// -----------------------------------------------------------------------------
+// routers
+// -----------------------------------------------------------------------------
+
+/**
+ * The middleware of {@link make} for `HttpLayerRouter`: provides `Tag.Current` to the routes it is
+ * applied to, with the same behaviour (renewed tokens, expired cookies, 503 on a store outage). The
+ * sessions service and the `Transport` are taken from the layer's context when it is built.
+ *
+ * ```ts
+ * const SessionMiddleware = SessionHttp.layerRouterMiddleware(AppSession)
+ *
+ * const Routes = HttpLayerRouter.addAll([
+ *   HttpLayerRouter.route("GET", "/me", Effect.map(AppHttp.require, (s) => HttpServerResponse.text(s.userId)))
+ * ]).pipe(Layer.provide(SessionMiddleware.layer))
+ *
+ * HttpLayerRouter.serve(Routes).pipe(Layer.provide(SessionsLive), Layer.provide(NodeHttpServer.layer(...)))
+ * ```
+ *
+ * @since 0.1.0
+ * @category middleware
+ */
+export const layerRouterMiddleware = <Self, A, I>(
+  tag: SessionsTag<Self, A, I>,
+  options: Options = {}
+): HttpLayerRouter.Middleware<{
+  provides: CurrentSession<Self>
+  handles: never
+  error: never
+  requires: never
+  layerError: never
+  layerRequires: Self | Transport
+}> => {
+  const { middleware } = make(tag, options)
+  return HttpLayerRouter.middleware<{ provides: CurrentSession<Self> }>()(
+    Effect.map(
+      Effect.context<Self | Transport>(),
+      (context) => (effect) => Effect.provide(middleware(effect), context)
+    )
+  )
 }
