@@ -618,13 +618,12 @@ export const make = <A, I>(
       userId: string,
       now: number,
       encoded: unknown,
-      client: ClientInfo | undefined,
-      createdAt = now
+      client: ClientInfo | undefined
     ): Entry => {
       const entry = {
         version: 0,
         userId,
-        createdAt,
+        createdAt: now,
         renewedAt: now,
         extendedUntil: now + ttlMillis,
         lastSeenAt: now,
