@@ -1,0 +1,323 @@
+/**
+ * Sessions in an `@effect/platform` `HttpApi`: a ready `HttpApiMiddleware` whose security scheme is the
+ * session cookie (or a bearer token), which gives guarded endpoints the request's session and refuses the
+ * others with 401.
+ *
+ * ```ts
+ * class AppSession extends Session.Tag<AppSession>()("app/Session", { data: Schema.Struct({}) }) {}
+ * const AppApi = SessionApi.make(AppSession) // the session cookie, named `session`
+ *
+ * class Api extends HttpApi.make("app").add(
+ *   HttpApiGroup.make("auth")
+ *     .add(HttpApiEndpoint.post("login", "/login").setPayload(Schema.Struct({ user: Schema.String })))
+ *     .add(HttpApiEndpoint.get("me", "/me", { success: Schema.String }).middleware(AppApi.Middleware))
+ *     .add(HttpApiEndpoint.post("logout", "/logout").middleware(AppApi.Middleware))
+ *     .addError(StoreError) // what `login` fails with when the store is down (503)
+ * ) {}
+ *
+ * const AuthLive = HttpApiBuilder.group(Api, "auth", (handlers) =>
+ *   handlers
+ *     .handle("login", ({ payload }) => Effect.asVoid(AppApi.issue(payload.user, {})))
+ *     .handle("me", () => Effect.map(AppApi.Session, (session) => session.userId))
+ *     .handle("logout", () => Effect.flatMap(AppApi.Session, AppApi.clear))
+ * ).pipe(Layer.provide(AppApi.layer))
+ * ```
+ *
+ * - `AppApi.Middleware` is the `HttpApiMiddleware` to put on endpoints, groups or the whole API. Its
+ *   security scheme (`HttpApiSecurity.apiKey({ key: "session", in: "cookie" })`, or
+ *   `HttpApiSecurity.bearer`) and its failures (`Unauthorized`, 401; `StoreError`, 503) appear in the
+ *   OpenAPI document (`OpenApi.fromApi`).
+ * - `AppApi.Session` is the tag it provides: a guarded endpoint always has a session, `Session<A>`, not an
+ *   `Option`.
+ * - `AppApi.layer` implements the middleware on the sessions service and the `Transport` in context.
+ * - `AppApi.issue`, `extend`, `rotate`, `update`, `clear`, `clearAll` are the operations of
+ *   `SessionHttp.make`: they put the token on the response (or expire it) from inside an `HttpApi`
+ *   handler, public endpoints such as `login` included.
+ *
+ * The middleware behaves as `SessionHttp`'s: the token is read by the `Transport` layer, a renewed or
+ * re-signed token goes out with the response, a token that will never work again is expired (with the
+ * 401), and a store outage answers 503 with `Retry-After: 1` (or, with `onStoreError: "anonymous"`, 401
+ * after a logged warning).
+ *
+ * `HttpApi` encodes errors into the response body, so a `StoreError` would show the store's own message
+ * (driver errors, addresses) to clients. The middleware and the operations here fail instead with a
+ * `StoreError` carrying only its `reason` and a generic message, after logging the original; wrap other
+ * calls of the sessions service (`list`, `revoke`) with {@link redactStoreError}.
+ *
+ * @since 0.1.0
+ */
+import * as HttpApiMiddleware from "@effect/platform/HttpApiMiddleware"
+import * as HttpApiSecurity from "@effect/platform/HttpApiSecurity"
+import * as HttpApp from "@effect/platform/HttpApp"
+import type * as HttpRouter from "@effect/platform/HttpRouter"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as OpenApi from "@effect/platform/OpenApi"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
+import type { Session, SessionsTag } from "../Session.js"
+import { StoreError } from "../Store.js"
+import { defaultCookieName, Transport } from "../Transport.js"
+import * as SessionHttp from "./Http.js"
+
+// -----------------------------------------------------------------------------
+// models
+// -----------------------------------------------------------------------------
+
+/**
+ * @since 0.1.0
+ * @category type ids
+ */
+export const AuthenticatedTypeId: unique symbol = Symbol.for("effect-sessions/HttpApi/Authenticated")
+
+/**
+ * @since 0.1.0
+ * @category type ids
+ */
+export type AuthenticatedTypeId = typeof AuthenticatedTypeId
+
+/**
+ * The identifier of the tag under which the middleware provides the request's session to the endpoints it
+ * guards (`SessionApi<Self, A>["Session"]`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Authenticated<Self> {
+  readonly [AuthenticatedTypeId]: Self
+}
+
+/**
+ * @since 0.1.0
+ * @category type ids
+ */
+export const MiddlewareTypeId: unique symbol = Symbol.for("effect-sessions/HttpApi/Middleware")
+
+/**
+ * @since 0.1.0
+ * @category type ids
+ */
+export type MiddlewareTypeId = typeof MiddlewareTypeId
+
+/**
+ * The identifier of the `HttpApiMiddleware` of the sessions service `Self`: what an endpoint, group or
+ * API it is added to requires, and what {@link SessionApi.layer} provides.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Middleware<Self> {
+  readonly [MiddlewareTypeId]: Self
+  readonly [HttpApiMiddleware.TypeId]: {
+    readonly provides: Authenticated<Self>
+    readonly failure: SessionHttp.Unauthorized | StoreError
+    readonly failureContext: never
+  }
+}
+
+/**
+ * What the middleware fails with: `Unauthorized` (401) when the request has no valid session, `StoreError`
+ * (503) when the store cannot answer.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const Failure: Schema.Union<[typeof SessionHttp.Unauthorized, typeof StoreError]> = Schema.Union(
+  SessionHttp.Unauthorized,
+  StoreError
+)
+
+/**
+ * The middleware's security schemes, as the OpenAPI document shows them under the name `session`: the
+ * session cookie (`apiKey` in `cookie`) or a bearer token.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Security {
+  readonly session: HttpApiSecurity.ApiKey | HttpApiSecurity.Bearer
+}
+
+/**
+ * The `HttpApiMiddleware` tag class of the sessions service `Self` with session data `A`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type MiddlewareTag<Self, A> = HttpApiMiddleware.TagClass<
+  Middleware<Self>,
+  string,
+  {
+    readonly failure: typeof Failure
+    readonly provides: Context.Tag<Authenticated<Self>, Session<A>>
+    readonly security: Security
+  }
+>
+
+/**
+ * Options of {@link make}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options extends SessionHttp.Options {
+  /**
+   * How clients send the token, for the OpenAPI security scheme: `"cookie"` (default) or `"bearer"`
+   * (`Authorization: Bearer <token>`). Provide the matching `Transport` layer (`Transport.layerCookie` or
+   * `Transport.layerHeader`): the token is read and written by it.
+   */
+  readonly transport?: "cookie" | "bearer" | undefined
+  /**
+   * The cookie's name in the security scheme. Default `session`, the cookie transport's default. It must be
+   * the name the `Transport` layer uses; a request that carries this cookie when the transport reads
+   * another one is logged as a misconfiguration.
+   */
+  readonly cookieName?: string | undefined
+}
+
+/**
+ * The `HttpApi` side of a sessions service.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface SessionApi<Self, A> extends
+  Pick<
+    SessionHttp.SessionHttp<Self, A>,
+    "issue" | "extend" | "rotate" | "update" | "clear" | "clearAll"
+  >
+{
+  /**
+   * The `HttpApiMiddleware` to add to endpoints, groups or an API (`.middleware(AppApi.Middleware)`).
+   * Endpoints it guards get the session from {@link SessionApi.Session} and can fail with `Unauthorized`
+   * (401) and `StoreError` (503).
+   */
+  readonly Middleware: MiddlewareTag<Self, A>
+  /** The request's session in an endpoint the middleware guards: `yield* AppApi.Session`. */
+  readonly Session: Context.Tag<Authenticated<Self>, Session<A>>
+  /** The middleware's implementation, on the sessions service and the `Transport` in context. */
+  readonly layer: Layer.Layer<Middleware<Self>, never, Self | Transport>
+  /** The middleware's security scheme, as the OpenAPI document shows it. */
+  readonly security: HttpApiSecurity.ApiKey | HttpApiSecurity.Bearer
+}
+
+// -----------------------------------------------------------------------------
+// combinators
+// -----------------------------------------------------------------------------
+
+const publicMessage = "the session store is unavailable"
+
+const retryAfter = HttpApp.appendPreResponseHandler((_request, response) =>
+  Effect.succeed(HttpServerResponse.setHeader(response, "retry-after", "1"))
+)
+
+// The error a client may see: the reason, and no message or cause from the store.
+const redact = (error: StoreError) =>
+  Effect.zipRight(retryAfter, Effect.fail(new StoreError({ reason: error.reason, message: publicMessage })))
+
+/**
+ * Replaces a `StoreError` that `effect` fails with by one that carries only its `reason` and a generic
+ * message (the original is logged), and adds `Retry-After: 1` to the response. `HttpApi` encodes errors
+ * into the response body, and a store's message can name its address or its driver's internals.
+ *
+ * ```ts
+ * .handle("sessions", () =>
+ *   Effect.flatMap(AppApi.Session, (session) =>
+ *     Effect.flatMap(AppSession, (sessions) => sessions.list(session.userId))).pipe(SessionApi.redactStoreError))
+ * ```
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const redactStoreError = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.catchIf(
+    effect,
+    (error): error is E & StoreError => error instanceof StoreError && error.message !== publicMessage,
+    (error) => Effect.zipRight(Effect.logError("session store unavailable", error), redact(error))
+  ) as Effect.Effect<A, E, R>
+
+// -----------------------------------------------------------------------------
+// constructors
+// -----------------------------------------------------------------------------
+
+const unauthorized = new SessionHttp.Unauthorized()
+
+/**
+ * The `HttpApi` middleware, its layer and the handler operations of the sessions service declared by
+ * `tag`. Make it once per sessions service.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = <Self, A, I>(tag: SessionsTag<Self, A, I>, options: Options = {}): SessionApi<Self, A> => {
+  const http = SessionHttp.make(tag, options)
+  const cookie = options.transport !== "bearer"
+  const security = cookie
+    ? HttpApiSecurity.apiKey({ key: options.cookieName ?? defaultCookieName, in: "cookie" }).pipe(
+      HttpApiSecurity.annotate(OpenApi.Description, "The session cookie set at login.")
+    )
+    : HttpApiSecurity.bearer.pipe(
+      HttpApiSecurity.annotate(OpenApi.Description, "A session token, handed out in a response header at login.")
+    )
+  const Current = Context.GenericTag<Authenticated<Self>, Session<A>>(`${tag.key}/Authenticated`)
+  const Middleware = HttpApiMiddleware.Tag<Middleware<Self>>()(`${tag.key}/HttpApiMiddleware`, {
+    failure: Failure,
+    provides: Current,
+    security: { session: security } satisfies Security
+  })
+
+  type Service = {
+    readonly session: (
+      credential: Redacted.Redacted
+    ) => Effect.Effect<Session<A>, SessionHttp.Unauthorized | StoreError, HttpRouter.HttpRouter.Provided>
+  }
+
+  const layer = Layer.effect(
+    Middleware as unknown as Context.Tag<Middleware<Self>, Service>,
+    Effect.gen(function*() {
+      const sessions = yield* tag
+      const transport = yield* Transport
+      // The credential `HttpApiBuilder` decoded for the scheme is not used: the token is read by the
+      // `Transport`, the same layer that writes it (one parser for cookies and bearer tokens), and the
+      // scheme documents it. The credential only serves to detect a scheme that names another cookie.
+      const session = (credential: Redacted.Redacted) =>
+        Effect.gen(function*() {
+          const current = yield* http.load
+          if (Option.isSome(current)) return current.value
+          if (cookie && Redacted.value(credential) !== "") {
+            const request = yield* HttpServerRequest.HttpServerRequest
+            if (Option.isNone(transport.read(request))) {
+              yield* Effect.logWarning(
+                `SessionApi: the request has a "${options.cookieName ?? defaultCookieName}" cookie but the ` +
+                  "Transport reads another one; make `cookieName` the Transport's cookie name"
+              )
+            }
+          }
+          return yield* Effect.fail(unauthorized)
+        }).pipe(
+          // `load` logged the original error already.
+          Effect.catchTag("StoreError", redact),
+          Effect.provideService(tag, sessions),
+          Effect.provideService(Transport, transport)
+        )
+      return { session }
+    })
+  )
+
+  return {
+    Middleware: Middleware as unknown as MiddlewareTag<Self, A>,
+    Session: Current,
+    layer,
+    security,
+    issue: (userId, data) => redactStoreError(http.issue(userId, data)),
+    extend: (session) => redactStoreError(http.extend(session)),
+    rotate: (session) => redactStoreError(http.rotate(session)),
+    update: (session, f) => redactStoreError(http.update(session, f)),
+    clear: (session) => redactStoreError(http.clear(session)),
+    clearAll: (session) => redactStoreError(http.clearAll(session))
+  }
+}
