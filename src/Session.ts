@@ -472,20 +472,24 @@ const rejectedBy = {
 
 const storeOperations = ["fetch", "save", "delete", "list", "deleteUser"] as const
 
+const noTags: ReadonlyArray<never> = []
+
 const instrument = (store: StoreService): StoreService => {
   const timers = Object.fromEntries(storeOperations.map((op) => [op, Metric.tagged(storeLatency, "operation", op)]))
   const errors = Object.fromEntries(
     storeOperations.map((op) => [op, Metric.tagged(metrics.storeErrors, "operation", op)])
   )
-  // Failures are timed too: a timeout is exactly the latency worth seeing.
+  // A duration, not a time of day: measured with the monotonic clock even under TestClock. Failures are
+  // timed too: a timeout is exactly the latency worth seeing.
   const observe = <A>(op: typeof storeOperations[number], effect: Effect.Effect<A, StoreError>) =>
-    Effect.flatMap(Clock.currentTimeNanos, (start) =>
-      effect.pipe(
-        Effect.onExit(() =>
-          Effect.flatMap(Clock.currentTimeNanos, (end) => Metric.update(timers[op]!, Duration.nanos(end - start)))
-        ),
-        Effect.tapError(() => Metric.increment(errors[op]!))
-      ))
+    Effect.suspend(() => {
+      const start = performance.now()
+      return Effect.onExit(effect, (exit) => {
+        timers[op]!.unsafeUpdate(Duration.millis(performance.now() - start), noTags)
+        if (exit._tag === "Failure") errors[op]!.unsafeUpdate(1, noTags)
+        return Effect.void
+      })
+    })
   return {
     fetch: (key) => observe("fetch", store.fetch(key)),
     save: (key, entry, mode) => observe("save", store.save(key, entry, mode)),
@@ -675,61 +679,71 @@ export const make = <A, I>(
     const touch = (session: Session<A>, entry: Entry, now: number) => {
       const roll = rolling && entry.extendedUntil - now < threshold * ttlMillis
       const seen = idle !== undefined && entry.lastSeenAt + idle - now < threshold * idle
-      if (!roll && !seen) {
-        return Effect.succeed(undefined)
-      }
+      if (!roll && !seen) return undefined
       return modify(session, (latest) =>
         Effect.succeed({
           ...latest,
           lastSeenAt: now,
           extendedUntil: roll ? Math.max(latest.extendedUntil, now + ttlMillis) : latest.extendedUntil
         })).pipe(
-          Effect.map((written) => toSession(session.id, session.key, written, session.data)),
+          Effect.map((written): Session<A> | undefined => toSession(session.id, session.key, written, session.data)),
           Effect.tap(() => count(metrics.refreshed)),
           // Losing the race means another request just wrote this session: nothing to record.
           Effect.catchTag("Conflict", () => Effect.succeed(undefined))
         )
     }
 
-    const read = (token: string, renew: boolean) =>
-      Effect.gen(function*() {
-        const { id, keyIndex } = yield* auth.verify(token)
-        const key = storeKey(id)
-        if (key === undefined) return yield* notFound
-        const entry = yield* store.fetch(key)
-        if (Option.isNone(entry)) return yield* notFound
-        const now = yield* Clock.currentTimeMillis
-        if (isDead(entry.value, now)) return yield* expired
-        const data = decode(entry.value.data)
-        if (Either.isLeft(data)) {
-          yield* Effect.logWarning("session data does not decode with the session schema; treated as no session")
-          return yield* notFound
-        }
-        const session = toSession(Redacted.make(id), key, entry.value, data.right)
-        if (entry.value.retired) return { session, token: undefined }
-        if (renew && renewal !== undefined && now - entry.value.renewedAt >= renewal) {
-          return yield* rotate(session).pipe(
-            // A concurrent request renewed it first: this one is served by the old id's grace, if any.
-            Effect.catchTag("Conflict", "NotFound", () => Effect.succeed({ session, token: undefined }))
-          )
-        }
-        const touched = yield* touch(session, entry.value, now)
-        if (touched !== undefined) return { session: touched, token: auth.sign(id) }
-        return { session, token: keyIndex === 0 ? undefined : auth.sign(id) }
-      })
+    const decodeFailed = Effect.zipRight(
+      Effect.logWarning("session data does not decode with the session schema; treated as no session"),
+      Effect.fail(notFound)
+    )
 
-    // Reads are the hot path: counted, and annotated on the enclosing span rather than given their own
-    // (unless `traceReads`), because a span costs more than the whole validation.
+    // The hot path, written as plain code around the one store round trip: verify, hash, fetch, then
+    // every check synchronously. Effects are built only where something is written.
+    const read = (token: string, renew: boolean): Effect.Effect<Resolved<A>, Rejected | StoreError> => {
+      const verified = auth.verify(token)
+      if (Either.isLeft(verified)) return Effect.fail(verified.left)
+      const { id, keyIndex } = verified.right
+      const key = storeKey(id)
+      if (key === undefined) return Effect.fail(notFound)
+      return Effect.flatMap(store.fetch(key), (entry) =>
+        Effect.clockWith((clock) => {
+          if (Option.isNone(entry)) return Effect.fail(notFound)
+          const now = clock.unsafeCurrentTimeMillis()
+          if (isDead(entry.value, now)) return Effect.fail(expired)
+          const data = decode(entry.value.data)
+          if (Either.isLeft(data)) return decodeFailed
+          const session = toSession(Redacted.make(id), key, entry.value, data.right)
+          if (entry.value.retired) return Effect.succeed({ session, token: undefined })
+          if (renew && renewal !== undefined && now - entry.value.renewedAt >= renewal) {
+            return rotate(session).pipe(
+              // A concurrent request renewed it first: this one is served by the old id's grace, if any.
+              Effect.catchTag("Conflict", "NotFound", () => Effect.succeed({ session, token: undefined }))
+            )
+          }
+          const touched = touch(session, entry.value, now)
+          if (touched !== undefined) {
+            return Effect.map(touched, (written) =>
+              written === undefined
+                ? { session, token: keyIndex === 0 ? undefined : auth.sign(id) }
+                : { session: written, token: auth.sign(id) })
+          }
+          return Effect.succeed({ session, token: keyIndex === 0 ? undefined : auth.sign(id) })
+        }))
+    }
+
+    // Reads are counted, and annotated on the enclosing span rather than given their own (unless
+    // `traceReads`), because a span costs more than the whole validation.
     const observed = <X>(name: string, effect: Effect.Effect<X, Rejected | StoreError>) => {
-      const counted = !observe ? effect : effect.pipe(
-        Effect.tapBoth({
-          onFailure: (error) => error._tag === "StoreError" ? Effect.void : Metric.increment(rejectedBy[error._tag]),
-          onSuccess: () => Metric.increment(metrics.validated)
-        })
-      )
-      const annotated = Effect.tapBoth(counted, {
-        onFailure: (error) => Effect.annotateCurrentSpan("session.result", error._tag),
-        onSuccess: () => Effect.annotateCurrentSpan("session.result", "valid")
+      const annotated = Effect.tapBoth(effect, {
+        onFailure: (error) => {
+          if (observe && error._tag !== "StoreError") rejectedBy[error._tag].unsafeUpdate(1, noTags)
+          return Effect.annotateCurrentSpan("session.result", error._tag)
+        },
+        onSuccess: () => {
+          if (observe) metrics.validated.unsafeUpdate(1, noTags)
+          return Effect.annotateCurrentSpan("session.result", "valid")
+        }
       })
       return options.traceReads === true ? Effect.withSpan(annotated, name) : annotated
     }
