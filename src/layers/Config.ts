@@ -1,0 +1,103 @@
+/**
+ * The whole stack from the environment, in one layer: the sessions service, its signing keys, its store
+ * and its transport, each read through Effect `Config`.
+ *
+ * ```ts
+ * HttpServer.serve(router, AppHttp.middleware).pipe(
+ *   Layer.provide(SessionsConfig.layer(AppSession)),
+ *   Layer.provide(NodeHttpServer.layer(createServer, { port: 3000 }))
+ * )
+ * ```
+ *
+ * | variable | read by |
+ * | --- | --- |
+ * | `SESSION_KEYS` (required, `Redacted`) | `Auth.layerConfig` |
+ * | `SESSION_TTL`, `SESSION_IDLE_TIMEOUT`, `SESSION_ABSOLUTE_LIFETIME`, `SESSION_ROLLING`, `SESSION_RENEWAL_INTERVAL`, `SESSION_ROTATION_GRACE` | `Session.layerConfig` |
+ * | `REDIS_URL` (`Redacted`) or `REDIS_CLUSTER_NODES`, with `REDIS_PREFIX`, `REDIS_CONNECT_TIMEOUT`, `REDIS_COMMAND_TIMEOUT`, `REDIS_AUTO_PIPELINING`; neither: the in-memory store (`SESSION_MEMORY_CAPACITY`, `SESSION_MEMORY_SWEEP_INTERVAL`) | {@link layerStore} |
+ * | `SESSION_TRANSPORT` (`cookie`, the default, or `header`), then `COOKIE_*` or `SESSION_HEADER` | {@link layerTransport} |
+ *
+ * Bad configuration fails the layer at startup with a `ConfigError` that names the variable (or a typed
+ * error such as a `StoreError` naming the unreachable Redis address, never its password).
+ *
+ * @since 0.1.0
+ */
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as Auth from "../Auth.js"
+import * as Session from "../Session.js"
+import type { Store, StoreError } from "../Store.js"
+import * as Transport from "../Transport.js"
+import * as Memory from "./Memory.js"
+
+const nonEmpty = <A>(config: Config.Config<A>, isEmpty: (a: A) => boolean) =>
+  Config.map(Config.option(config), Option.filter((a) => !isEmpty(a)))
+
+/**
+ * The store the environment names: Redis when `REDIS_URL` is set, a Redis Cluster when
+ * `REDIS_CLUSTER_NODES` is, otherwise the in-memory store (an empty variable counts as unset). The Redis
+ * module, and with it ioredis, is loaded only when Redis is asked for.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerStore: Layer.Layer<Store, ConfigError.ConfigError | StoreError> = Layer.unwrapEffect(
+  Effect.gen(function*() {
+    const url = yield* nonEmpty(Config.redacted("REDIS_URL"), (url) => Redacted.value(url) === "")
+    if (Option.isSome(url)) {
+      const Redis = yield* Effect.promise(() => import("./Redis.js"))
+      yield* Effect.logInfo("session store: Redis (REDIS_URL)")
+      return Redis.layerConfig()
+    }
+    const nodes = yield* nonEmpty(Config.string("REDIS_CLUSTER_NODES"), (nodes) => nodes.trim() === "")
+    if (Option.isSome(nodes)) {
+      const Redis = yield* Effect.promise(() => import("./Redis.js"))
+      yield* Effect.logInfo("session store: Redis Cluster (REDIS_CLUSTER_NODES)")
+      return Redis.layerClusterConfig()
+    }
+    yield* Effect.logInfo("session store: in memory (set REDIS_URL or REDIS_CLUSTER_NODES to use Redis)")
+    return Memory.layerConfig()
+  })
+)
+
+/**
+ * The transport the environment names: `SESSION_TRANSPORT=cookie` (the default; `COOKIE_*` variables) or
+ * `header` (`SESSION_HEADER`, default `authorization` read as a bearer token).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerTransport: Layer.Layer<
+  Transport.Transport,
+  ConfigError.ConfigError | Transport.InvalidTransportOptions
+> = Layer.unwrapEffect(
+  Effect.gen(function*() {
+    const kind = yield* Config.withDefault(Config.literal("cookie", "header")("SESSION_TRANSPORT"), "cookie")
+    if (kind === "cookie") return Transport.layerCookieConfig()
+    const header = yield* Config.option(Config.string("SESSION_HEADER"))
+    return Transport.layerHeader({ header: Option.getOrUndefined(header) })
+  })
+)
+
+/**
+ * The sessions service declared by `tag`, with its keys, store and transport, all from the environment.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = <Self, A, I>(
+  tag: Session.SessionsTag<Self, A, I>
+): Layer.Layer<
+  Self | Store | Auth.Auth | Transport.Transport,
+  | ConfigError.ConfigError
+  | Auth.InvalidKey
+  | Session.InvalidOptions
+  | Transport.InvalidTransportOptions
+  | StoreError
+> =>
+  Session.layerConfig(tag).pipe(
+    Layer.provideMerge(Layer.mergeAll(layerStore, Auth.layerConfig(), layerTransport))
+  )
