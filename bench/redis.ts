@@ -4,9 +4,12 @@
  * `GET`s on the same server in the same run.
  *
  * ```sh
- * npm run bench:redis            # writes bench/RESULTS.md
+ * npm run bench:redis            # rewrites the "redis" section of bench/RESULTS.md
  * BENCH_ROUNDS=2 BENCH_ROUND_SECONDS=0.5 npm run bench:redis   # a quick look
  * ```
+ *
+ * `npm run bench` (bench/main.ts) writes its own sections of the same file and reuses
+ * {@link bytesPerSession} from here; neither program touches the other's sections.
  *
  * It starts its own `redis-server` (from PATH, on a free 127.0.0.1 port, no persistence) and stops it
  * whatever happens; it never touches another Redis. The whole run is bounded (`BENCH_DEADLINE`, default
@@ -15,39 +18,34 @@
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as Clock from "effect/Clock"
 import * as Config from "effect/Config"
-import * as DateTime from "effect/DateTime"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import { Redis } from "ioredis"
-import * as Fs from "node:fs/promises"
-import * as Os from "node:os"
-import { fileURLToPath } from "node:url"
+import { pathToFileURL } from "node:url"
 import * as Auth from "../src/Auth.js"
 import * as Memory from "../src/layers/Memory.js"
 import * as RedisStore from "../src/layers/Redis.js"
 import * as Session from "../src/Session.js"
 import { Store } from "../src/Store.js"
 import { startRedis } from "../test/support/redis.js"
-
-const root = fileURLToPath(new URL("../", import.meta.url))
-const resultsFile = fileURLToPath(new URL("RESULTS.md", import.meta.url))
+import {
+  effectRound,
+  machine as machineInfo,
+  median,
+  promise,
+  rawGetRound,
+  resultsFile,
+  setupTable,
+  writeSection
+} from "./support.js"
 
 const Data = Schema.Struct({ csrf: Schema.String })
 type Data = typeof Data.Type
 
 /** A small payload, as the CSRF example stores: 22 random base64url characters. */
 const payload = (): Data => ({ csrf: Auth.randomId(16) })
-
-const median = (values: ReadonlyArray<number>): number => {
-  const sorted = [...values].sort((a, b) => a - b)
-  const mid = Math.floor(sorted.length / 2)
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
-}
-
-const promise = <A>(evaluate: () => Promise<A>) => Effect.promise(evaluate)
 
 // -----------------------------------------------------------------------------
 // redis introspection
@@ -83,63 +81,55 @@ const memoryUsage = (admin: Redis, key: string) =>
   // SAMPLES 0: measure every element of an aggregate, not an estimate from a sample
   Effect.map(promise(() => admin.call("MEMORY", "USAGE", key, "SAMPLES", "0")), Number)
 
-// -----------------------------------------------------------------------------
-// load
-// -----------------------------------------------------------------------------
-
-interface Round {
-  readonly ops: number
-  readonly seconds: number
+/** What one session costs Redis, measured by Redis itself. */
+export interface BytesPerSession {
+  readonly valueLength: number
+  readonly sessionBytes: number
+  readonly index1: number
+  readonly index10: number
+  readonly population: number
+  /** `used_memory` growth per session over `population` one-session users. */
+  readonly allIn: number
 }
 
-/** Runs `operation` from `concurrency` fibers for `duration`; answers how many completed and in how long. */
-const effectRound = <E>(
-  operation: (worker: number, i: number) => Effect.Effect<unknown, E>,
-  concurrency: number,
-  duration: Duration.Duration
-): Effect.Effect<Round, E> =>
+/**
+ * Bytes per session (`MEMORY USAGE … SAMPLES 0`, `STRLEN`, `used_memory`), with the payload
+ * `{ csrf: <22 chars> }`, on a Redis the caller owns: it is flushed first and left holding what was
+ * issued.
+ */
+export const bytesPerSession = (
+  admin: Redis,
+  sessions: Session.Sessions<Data>,
+  population: number
+): Effect.Effect<BytesPerSession, Session.StoreError> =>
   Effect.gen(function*() {
-    let ops = 0
-    const start = yield* Clock.currentTimeNanos
-    // Each worker reads the clock rather than waiting for a timer: a store that answers synchronously (in
-    // memory) would keep a timer fiber from ever running.
-    const end = start + Duration.toNanos(duration).pipe(Option.getOrThrow)
-    const worker = (w: number) =>
-      Effect.gen(function*() {
-        let i = 0
-        while ((yield* Clock.currentTimeNanos) < end) {
-          yield* operation(w, i++)
-          ops++
-        }
-      })
-    yield* Effect.forEach(Array.from({ length: concurrency }, (_, w) => w), worker, {
-      concurrency: "unbounded",
-      discard: true
-    })
-    const finished = yield* Clock.currentTimeNanos
-    return { ops, seconds: Number(finished - start) / 1e9 }
+    yield* promise(() => admin.flushdb())
+    const first = yield* sessions.issue("user-bytes", payload())
+    const keys = redisKeys(first.session)
+    const valueLength = yield* promise(() => admin.strlen(keys.session))
+    const sessionBytes = yield* memoryUsage(admin, keys.session)
+    const index1 = yield* memoryUsage(admin, keys.index)
+    for (let i = 1; i < 10; i++) yield* sessions.issue("user-bytes", payload())
+    const index10 = yield* memoryUsage(admin, keys.index)
+    // all-in: what one-session users add to used_memory (dict entries, expires, allocator overhead)
+    yield* promise(() => admin.flushdb())
+    const usedBefore = Number((yield* info(admin, "memory")).get("used_memory"))
+    yield* Effect.forEach(
+      Array.from({ length: population }, (_, i) => i),
+      (i) => sessions.issue(`user-${i}`, payload()),
+      { concurrency: 64, discard: true }
+    )
+    const usedAfter = Number((yield* info(admin, "memory")).get("used_memory"))
+    return { valueLength, sessionBytes, index1, index10, population, allIn: (usedAfter - usedBefore) / population }
   })
 
-/** The baseline: plain `async` loops over raw ioredis `GET`s, no Effect in the way. */
-const rawRound = (client: Redis, key: string, concurrency: number, duration: Duration.Duration) =>
-  Effect.gen(function*() {
-    const start = yield* Clock.currentTimeNanos
-    const ops = yield* promise(async () => {
-      let stop = false
-      let ops = 0
-      const timer = setTimeout(() => stop = true, Duration.toMillis(duration))
-      await Promise.all(Array.from({ length: concurrency }, async () => {
-        while (!stop) {
-          await client.get(key)
-          ops++
-        }
-      }))
-      clearTimeout(timer)
-      return ops
-    })
-    const end = yield* Clock.currentTimeNanos
-    return { ops, seconds: Number(end - start) / 1e9 }
-  })
+const redisKeys = (session: Session.Session<Data>) => {
+  const key = Session.storeKey(Redacted.value(session.id))!
+  return {
+    session: `${RedisStore.defaultPrefix}{${key.user}}:${key.session}`,
+    index: `${RedisStore.defaultPrefix}{${key.user}}`
+  }
+}
 
 // -----------------------------------------------------------------------------
 // the run
@@ -150,22 +140,12 @@ const operations: ReadonlyArray<Operation> = ["raw GET", "Sessions.get", "Sessio
 const concurrencies = [1, 64] as const
 const pipelining = [true, false] as const
 
-const packageVersion = (name: string) =>
-  promise(async () =>
-    (JSON.parse(await Fs.readFile(`${root}node_modules/${name}/package.json`, "utf8")) as { version: string }).version
-  )
-
-const cpuModel = promise(async () => {
-  const text = await Fs.readFile("/proc/cpuinfo", "utf8").catch(() => "")
-  return /^model name\s*:\s*(.+)$/m.exec(text)?.[1]?.trim() ?? Os.cpus()[0]?.model ?? "unknown"
-})
-
 const program = Effect.gen(function*() {
   const rounds = yield* Config.integer("BENCH_ROUNDS").pipe(Config.withDefault(5))
   const roundDuration = Duration.seconds(yield* Config.number("BENCH_ROUND_SECONDS").pipe(Config.withDefault(2)))
   const gets = yield* Config.integer("BENCH_GETS").pipe(Config.withDefault(1000))
 
-  const loadBefore = Os.loadavg()
+  const info0 = yield* machineInfo(["effect", "ioredis"])
   const server = yield* startRedis()
   yield* Effect.logInfo(`redis-server on ${server.host}:${server.port}`)
 
@@ -197,14 +177,6 @@ const program = Effect.gen(function*() {
     Effect.provideService(Auth.Auth, auth)
   )
   const memoryToken = (yield* inMemory.issue("user-get", payload())).token
-  const redisKey = (session: Session.Session<Data>) => {
-    const key = Session.storeKey(Redacted.value(session.id))!
-    return {
-      session: `${RedisStore.defaultPrefix}{${key.user}}:${key.session}`,
-      index: `${RedisStore.defaultPrefix}{${key.user}}`
-    }
-  }
-
   // --- round trips -----------------------------------------------------------------------------------------------
 
   yield* promise(() => admin.flushdb())
@@ -220,32 +192,18 @@ const program = Effect.gen(function*() {
 
   // --- bytes per session -----------------------------------------------------------------------------------------
 
-  yield* promise(() => admin.flushdb())
-  const first = yield* sessions.true.issue("user-bytes", payload())
-  const keys = redisKey(first.session)
-  const valueLength = yield* promise(() => admin.strlen(keys.session))
-  const sessionBytes = yield* memoryUsage(admin, keys.session)
-  const index1 = yield* memoryUsage(admin, keys.index)
-  for (let i = 1; i < 10; i++) yield* sessions.true.issue("user-bytes", payload())
-  const index10 = yield* memoryUsage(admin, keys.index)
-  // all-in: what 10,000 one-session users add to used_memory (dict entries, expires, allocator overhead)
-  const population = 10_000
-  yield* promise(() => admin.flushdb())
-  const usedBefore = Number((yield* info(admin, "memory")).get("used_memory"))
-  yield* Effect.forEach(
-    Array.from({ length: population }, (_, i) => i),
-    (i) => sessions.true.issue(`user-${i}`, payload()),
-    { concurrency: 64, discard: true }
+  const { valueLength, sessionBytes, index1, index10, population, allIn: allInBytes } = yield* bytesPerSession(
+    admin,
+    sessions.true,
+    10_000
   )
-  const usedAfter = Number((yield* info(admin, "memory")).get("used_memory"))
-  const allInBytes = (usedAfter - usedBefore) / population
 
   // --- throughput --------------------------------------------------------------------------------------------------
 
   const fixture = Effect.gen(function*() {
     yield* promise(() => admin.flushdb())
     const { session, token } = yield* sessions.true.issue("user-get", payload())
-    return { token, key: redisKey(session).session }
+    return { token, key: redisKeys(session).session }
   })
   const measure = (operation: Operation, concurrency: number, autoPipelining: boolean, duration: Duration.Duration) =>
     Effect.gen(function*() {
@@ -253,7 +211,7 @@ const program = Effect.gen(function*() {
       const side = autoPipelining ? "true" : "false"
       switch (operation) {
         case "raw GET":
-          return yield* rawRound(raw[side], key, concurrency, duration)
+          return yield* rawGetRound(raw[side], key, concurrency, duration)
         case "Sessions.get":
           return yield* effectRound(() => sessions[side].get(token), concurrency, duration)
         case "Sessions.get, memory store":
@@ -330,18 +288,7 @@ const program = Effect.gen(function*() {
   // --- report --------------------------------------------------------------------------------------------------------
 
   const redisInfo = yield* info(admin, "server")
-  const machine = {
-    cpu: yield* cpuModel,
-    cores: Os.availableParallelism(),
-    node: process.version,
-    redis: redisInfo.get("redis_version") ?? "unknown",
-    effect: yield* packageVersion("effect"),
-    ioredis: yield* packageVersion("ioredis"),
-    date: DateTime.formatIso(yield* DateTime.now),
-    load: `${loadBefore.map((load) => load.toFixed(2)).join(" ")} before, ${
-      Os.loadavg().map((load) => load.toFixed(2)).join(" ")
-    } after`
-  }
+  const redisVersion = redisInfo.get("redis_version") ?? "unknown"
 
   const n = (value: number) => Math.round(value).toLocaleString("en-US")
   const x = (value: number) => value.toFixed(2)
@@ -374,25 +321,22 @@ const program = Effect.gen(function*() {
     } |`
   })
 
-  const report = `# Redis store benchmark
+  const report = `## Redis store (\`npm run bench:redis\`)
 
-Generated by \`npm run bench:redis\` (\`tsx bench/redis.ts\`); every figure below comes from one run. Copy
-nothing by hand: run it again to refresh this file.
+Round trips, bytes per session and throughput with and without ioredis auto-pipelining, from one run of
+\`npm run bench:redis\` (\`tsx bench/redis.ts\`).
 
-## Setup
+### Setup
 
-| | |
-|---|---|
-| date | ${machine.date} |
-| command | \`npm run bench:redis\` (${rounds} rounds × ${Duration.format(roundDuration)} per configuration) |
-| machine | ${machine.cpu}, ${machine.cores} cores (load generator and redis-server share them) |
-| Node | ${machine.node} |
-| redis-server | ${machine.redis}, started by the bench on 127.0.0.1, no persistence |
-| effect | ${machine.effect} |
-| ioredis | ${machine.ioredis} |
-| load average (1, 5, 15 min) | ${machine.load} |
+${
+    setupTable(
+      info0,
+      `\`npm run bench:redis\` (${rounds} rounds × ${Duration.format(roundDuration)} per configuration)`,
+      [["redis-server", `${redisVersion}, started by the bench on 127.0.0.1, no persistence`]]
+    )
+  }
 
-## Round trips (\`INFO commandstats\`, counted by Redis)
+### Round trips (\`INFO commandstats\`, counted by Redis)
 
 | operation | calls to Redis per operation | writes |
 |---|---|---|
@@ -403,7 +347,7 @@ nothing by hand: run it again to refresh this file.
     x(((issueCalls.get("evalsha") ?? 0) + (issueCalls.get("eval") ?? 0)) / gets)
   } script call (one round trip) per issue | the commands inside the script |
 
-## Bytes per session (\`MEMORY USAGE … SAMPLES 0\`; payload \`{ csrf: <22 chars> }\`)
+### Bytes per session (\`MEMORY USAGE … SAMPLES 0\`; payload \`{ csrf: <22 chars> }\`)
 
 | what | bytes |
 |---|---|
@@ -416,7 +360,7 @@ nothing by hand: run it again to refresh this file.
 | session key + index, one-session user | ${sessionBytes + index1} |
 | all-in: \`used_memory\` growth per session, ${n(population)} one-session users | ${n(allInBytes)} |
 
-## Throughput (ops/s, median of ${rounds} rounds; auto-pipelining on and off alternate in each round)
+### Throughput (ops/s, median of ${rounds} rounds; auto-pipelining on and off alternate in each round)
 
 "raw GET" is the baseline: plain \`async\` loops of ioredis \`GET\` of a session key on the same server,
 same concurrency, same pipelining setting. "÷ raw" is the operation's median over the baseline's.
@@ -432,27 +376,30 @@ schema decode, Effect spans; no network), measured in the same rounds.
 |---|---|---|---|---|---|
 ${memoryRows.join("\n")}
 
-For scale, in the same process: one call of an empty \`Effect.fn("…")\` (a span with the default no-op
+For scale, in the same process: one call of an empty \`Effect.fn("…")\` (a span, with Effect's default
 tracer) costs ${tracedMicros.toFixed(2)} µs, an empty \`Effect.fnUntraced\` ${untracedMicros.toFixed(2)} µs; one
 \`Sessions.get\` on the in-memory store at 1 in flight takes ${
     (1e6 / medianOf("Sessions.get, memory store", 1, false)).toFixed(1)
   } µs.
 `
 
-  yield* promise(() => Fs.writeFile(resultsFile, report))
+  yield* writeSection(resultsFile, "redis", report)
   console.log(report)
   yield* Effect.logInfo(`wrote ${resultsFile}`)
 })
 
 const deadline = Config.duration("BENCH_DEADLINE").pipe(Config.withDefault(Duration.seconds(175)))
 
-NodeRuntime.runMain(
-  Effect.flatMap(deadline, (deadline) =>
-    program.pipe(
-      Effect.scoped,
-      Effect.timeoutFail({
-        duration: deadline,
-        onTimeout: () => new Error(`the benchmark did not finish within ${Duration.format(deadline)}`)
-      })
-    ))
-)
+// Run only as a program (`npm run bench:redis`), not when bench/micro.ts imports `bytesPerSession`.
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  NodeRuntime.runMain(
+    Effect.flatMap(deadline, (deadline) =>
+      program.pipe(
+        Effect.scoped,
+        Effect.timeoutFail({
+          duration: deadline,
+          onTimeout: () => new Error(`the benchmark did not finish within ${Duration.format(deadline)}`)
+        })
+      ))
+  )
+}

@@ -1,0 +1,86 @@
+/**
+ * The application the HTTP benchmark serves, in `base` and `session` mode: its routes and layers. The
+ * server program (bench/http-server.ts) serves them over Node's HTTP server; bench/micro.ts runs the same
+ * apps in-process, without sockets.
+ *
+ * - `GET /issue` — `session` mode: issues a session for user `u1` with `{ csrf: <22 chars> }` and sets the
+ *   cookie (`SessionHttp.make(tag).issue`). `base` mode: sets a cookie of the same shape and length that
+ *   nothing will read, so both modes receive the same request bytes.
+ * - `GET /check` — `session` mode: 200 `u1` for a valid session (the session middleware and `require`),
+ *   401 otherwise. `base` mode: 200 `u1` without reading anything.
+ * - `GET /span` — `span` or `none`: whether the request runs inside a span, so the harness can check
+ *   that a disabled tracer really is. Never measured.
+ */
+import * as HttpRouter from "@effect/platform/HttpRouter"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
+import * as Auth from "../src/Auth.js"
+import * as SessionHttp from "../src/layers/Http.js"
+import * as Memory from "../src/layers/Memory.js"
+import * as RedisStore from "../src/layers/Redis.js"
+import * as Session from "../src/Session.js"
+import * as Transport from "../src/Transport.js"
+
+export class BenchSession extends Session.Tag<BenchSession>()("bench/BenchSession", {
+  data: Schema.Struct({ csrf: Schema.String })
+}) {}
+
+export const BenchHttp = SessionHttp.make(BenchSession)
+
+const spanRoute = HttpRouter.get(
+  "/span",
+  Effect.map(
+    Effect.option(Effect.currentSpan),
+    (span) => HttpServerResponse.text(Option.isSome(span) ? "span" : "none")
+  )
+)
+
+export const sessionRouter = HttpRouter.empty.pipe(
+  HttpRouter.get(
+    "/issue",
+    Effect.suspend(() => BenchHttp.issue("u1", { csrf: Auth.randomId(16) })).pipe(
+      Effect.as(HttpServerResponse.text("issued"))
+    )
+  ),
+  HttpRouter.get("/check", Effect.map(BenchHttp.require, (session) => HttpServerResponse.text(session.userId))),
+  spanRoute
+)
+
+/** A token-shaped value: a 65-character id, a dot, an 86-character signature. */
+export const fakeToken = () => `${Auth.randomId(49).slice(0, 65)}.${Auth.randomId(65).slice(0, 86)}`
+
+export const baseRouter = HttpRouter.empty.pipe(
+  HttpRouter.get(
+    "/issue",
+    Effect.sync(() =>
+      HttpServerResponse.unsafeSetCookie(HttpServerResponse.text("issued"), Transport.defaultCookieName, fakeToken(), {
+        path: "/",
+        httpOnly: true,
+        sameSite: "lax"
+      })
+    )
+  ),
+  // built per request, as the session route's response is
+  HttpRouter.get("/check", Effect.sync(() => HttpServerResponse.text("u1"))),
+  spanRoute
+)
+
+/**
+ * The sessions service (default options unless `options` says otherwise), a fixed random key for the
+ * process, the store, and the cookie transport without `Secure` (plain http on loopback).
+ */
+export const sessionsLayer = (
+  store: { readonly _tag: "memory" } | { readonly _tag: "redis"; readonly url: string },
+  options: Session.Options = {}
+) =>
+  Layer.merge(
+    Session.layer(BenchSession, options).pipe(
+      Layer.provide(Auth.layer({ keys: [Redacted.make(Auth.randomId(48))] })),
+      Layer.provide(store._tag === "redis" ? RedisStore.layer({ url: store.url }) : Memory.layer())
+    ),
+    Transport.layerCookie({ secure: false })
+  )

@@ -1,0 +1,64 @@
+/**
+ * The server the HTTP benchmark drives: the routes of bench/app.ts on Effect's Node HTTP server, with or
+ * without sessions.
+ *
+ * ```sh
+ * npm run -s bench:server -- --port 4000 --mode session --store redis --redis-url redis://127.0.0.1:6379 --tracer on
+ * ```
+ *
+ * `--tracer off` applies `HttpMiddleware.withTracerDisabledWhen(() => true)` to the served layer, so the
+ * per-request span of `HttpServer.serve` is not created; `on` (the default) leaves Effect's default
+ * tracer as an application gets it. No HTTP logger is installed (`HttpMiddleware.logger` is opt-in, and
+ * not used here). The signing key is random per process.
+ */
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
+import * as HttpServer from "@effect/platform/HttpServer"
+import * as Layer from "effect/Layer"
+import * as Http from "node:http"
+import { parseArgs } from "node:util"
+import { baseRouter, BenchHttp, sessionRouter, sessionsLayer } from "./app.js"
+
+const usage = "usage: http-server.ts --port <n> --mode base|session --store memory|redis [--redis-url <url>] " +
+  "[--tracer on|off]"
+
+const parse = () => {
+  const { values } = parseArgs({
+    options: {
+      port: { type: "string" },
+      mode: { type: "string", default: "session" },
+      store: { type: "string", default: "memory" },
+      "redis-url": { type: "string" },
+      tracer: { type: "string", default: "on" }
+    }
+  })
+  const port = Number(values.port)
+  const { mode, store, tracer } = values
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port is required\n${usage}`)
+  if (mode !== "base" && mode !== "session") throw new Error(`--mode must be base or session\n${usage}`)
+  if (store !== "memory" && store !== "redis") throw new Error(`--store must be memory or redis\n${usage}`)
+  if (tracer !== "on" && tracer !== "off") throw new Error(`--tracer must be on or off\n${usage}`)
+  // No default: the benchmark must never write to a Redis nobody named.
+  const url = values["redis-url"] ?? process.env["REDIS_URL"]
+  if (store === "redis" && url === undefined) throw new Error(`--store redis needs --redis-url\n${usage}`)
+  return {
+    port,
+    mode,
+    tracer,
+    store: store === "redis" ? { _tag: "redis" as const, url: url! } : { _tag: "memory" as const }
+  }
+}
+
+const options = parse()
+
+const served = options.mode === "base"
+  ? HttpServer.serve(baseRouter)
+  : HttpServer.serve(sessionRouter, BenchHttp.middleware).pipe(Layer.provide(sessionsLayer(options.store)))
+
+served.pipe(
+  options.tracer === "off" ? HttpMiddleware.withTracerDisabledWhen(() => true) : (layer) => layer,
+  Layer.provide(NodeHttpServer.layer(() => Http.createServer(), { port: options.port, host: "127.0.0.1" })),
+  Layer.launch,
+  NodeRuntime.runMain
+)

@@ -1,0 +1,336 @@
+/**
+ * The HTTP benchmark: bench/http-server.ts in `base` and `session` mode (in-memory and Redis stores), each
+ * with Effect's default tracer on and off, driven by autocannon from this process. Every run starts its own
+ * server process on a free port and stops it afterwards; configurations alternate order from round to
+ * round (A…F, F…A, …), and the claims are ratios of medians measured in the same run.
+ */
+import autocannon from "autocannon"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
+import * as Path from "node:path"
+import type { RedisServer } from "../test/support/redis.js"
+import {
+  awaitHttp,
+  type Child,
+  ChildError,
+  freePort,
+  median,
+  n,
+  promise,
+  quantile,
+  range,
+  spawnChild,
+  table,
+  x
+} from "./support.js"
+
+// -----------------------------------------------------------------------------
+// servers
+// -----------------------------------------------------------------------------
+
+export interface Configuration {
+  readonly id: string
+  readonly mode: "base" | "session"
+  readonly store: "memory" | "redis"
+  readonly tracer: "on" | "off"
+}
+
+export const label = (c: Configuration) => `${c.mode === "base" ? "base" : `session/${c.store}`}, tracer ${c.tracer}`
+
+export const configurations: ReadonlyArray<Configuration> = [
+  { id: "A", mode: "base", store: "memory", tracer: "on" },
+  { id: "B", mode: "session", store: "memory", tracer: "on" },
+  { id: "C", mode: "session", store: "redis", tracer: "on" },
+  { id: "D", mode: "base", store: "memory", tracer: "off" },
+  { id: "E", mode: "session", store: "memory", tracer: "off" },
+  { id: "F", mode: "session", store: "redis", tracer: "off" }
+]
+
+export interface Server {
+  readonly url: string
+  readonly child: Child
+  /** The `Cookie` header of the one session issued for the run. */
+  readonly cookie: string
+}
+
+const text = (url: string, headers: Record<string, string> = {}) =>
+  Effect.tryPromise({
+    try: async () => {
+      const response = await fetch(url, { headers, signal: AbortSignal.timeout(5_000) })
+      return { status: response.status, body: await response.text(), setCookie: response.headers.getSetCookie() }
+    },
+    catch: (cause) => new ChildError({ message: `GET ${url}: ${String(cause)}` })
+  })
+
+/**
+ * Starts bench/http-server.ts for `config` (with `nodeArgs` before the script, e.g. `--cpu-prof`), waits
+ * until it answers, checks that its tracer setting took effect, issues one session and checks that
+ * `/check` accepts it (and, in session mode, refuses a request without it). The scope stops the server.
+ */
+export const startServer = (
+  config: Configuration,
+  redis: RedisServer,
+  options: {
+    readonly nodeArgs?: ReadonlyArray<string>
+    readonly stopGrace?: Duration.DurationInput
+    /** A directory from `compileServer`: run its plain JavaScript instead of the TypeScript under tsx. */
+    readonly compiled?: string | undefined
+  } = {}
+): Effect.Effect<Server, ChildError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const port = yield* freePort
+    const child = yield* spawnChild(process.execPath, [
+      ...(options.nodeArgs ?? []),
+      ...(options.compiled === undefined
+        ? ["--import", "tsx", "bench/http-server.ts"]
+        : [Path.join(options.compiled, "bench", "http-server.js")]),
+      ...["--port", String(port), "--mode", config.mode, "--store", config.store, "--tracer", config.tracer],
+      ...(config.store === "redis" ? ["--redis-url", redis.url] : [])
+    ], options.stopGrace)
+    const url = `http://127.0.0.1:${port}`
+    yield* awaitHttp(`${url}/span`, child)
+    const span = (yield* text(`${url}/span`)).body
+    if (span !== (config.tracer === "on" ? "span" : "none")) {
+      return yield* new ChildError({ message: `${label(config)}: /span answered "${span}"` })
+    }
+    const issued = yield* text(`${url}/issue`)
+    const cookie = issued.setCookie.map((line) => line.split(";")[0]!).find((pair) => pair.startsWith("session="))
+    if (issued.status !== 200 || cookie === undefined) {
+      return yield* new ChildError({ message: `${label(config)}: /issue answered ${issued.status} without a cookie` })
+    }
+    const checked = yield* text(`${url}/check`, { cookie })
+    if (checked.status !== 200 || checked.body !== "u1") {
+      return yield* new ChildError({ message: `${label(config)}: /check answered ${checked.status} ${checked.body}` })
+    }
+    if (config.mode === "session") {
+      const anonymous = yield* text(`${url}/check`)
+      if (anonymous.status !== 401) {
+        return yield* new ChildError({
+          message: `${label(config)}: /check without a cookie answered ${anonymous.status}`
+        })
+      }
+    }
+    return { url, child, cookie }
+  }).pipe(
+    // a port taken between the probe and the bind: try again on another
+    Effect.retry({ times: 2, while: (error) => /EADDRINUSE/.test(error.message) })
+  )
+
+// -----------------------------------------------------------------------------
+// load
+// -----------------------------------------------------------------------------
+
+export interface Load {
+  readonly requestsPerSecond: number
+  /** Milliseconds, from every response (autocannon's own histogram keeps whole milliseconds only). */
+  readonly p50: number
+  readonly p99: number
+  readonly responses: number
+  readonly non2xx: number
+  readonly errors: number
+  readonly timeouts: number
+}
+
+/** autocannon on `GET /check` with the session cookie, `connections` connections, for `seconds`. */
+export const load = (server: Server, seconds: number, connections = 50): Effect.Effect<Load> =>
+  promise(async () => {
+    const latencies: Array<number> = []
+    const instance = autocannon({
+      url: `${server.url}/check`,
+      connections,
+      duration: seconds,
+      timeout: 10,
+      headers: { cookie: server.cookie }
+    })
+    instance.on("response", (_client, _status, _bytes, responseTime) => {
+      latencies.push(responseTime)
+    })
+    const start = performance.now()
+    const result = await instance
+    const elapsed = (performance.now() - start) / 1e3
+    const sorted = Float64Array.from(latencies).sort()
+    return {
+      requestsPerSecond: latencies.length / elapsed,
+      p50: quantile(sorted, 0.5),
+      p99: quantile(sorted, 0.99),
+      responses: latencies.length,
+      non2xx: result.non2xx,
+      errors: result.errors,
+      timeouts: result.timeouts
+    }
+  })
+
+// -----------------------------------------------------------------------------
+// the benchmark
+// -----------------------------------------------------------------------------
+
+export interface Settings {
+  readonly rounds: number
+  readonly seconds: number
+  readonly warmup: number
+  readonly connections: number
+  /** A directory from `compileServer`, to serve plain JavaScript; tsx otherwise. */
+  readonly compiled?: string | undefined
+}
+
+export interface Run extends Load {
+  readonly config: Configuration
+  readonly round: number
+}
+
+export const run = (redis: RedisServer, settings: Settings) =>
+  Effect.gen(function*() {
+    const runs: Array<Run> = []
+    for (let round = 0; round < settings.rounds; round++) {
+      const order = round % 2 === 0 ? configurations : [...configurations].reverse()
+      for (const config of order) {
+        const measured = yield* Effect.scoped(Effect.gen(function*() {
+          const server = yield* startServer(config, redis, { compiled: settings.compiled })
+          if (settings.warmup > 0) yield* load(server, settings.warmup, settings.connections)
+          return yield* load(server, settings.seconds, settings.connections)
+        })).pipe(
+          Effect.timeoutFail({
+            duration: Duration.seconds(settings.warmup + settings.seconds + 60),
+            onTimeout: () => new ChildError({ message: `${label(config)}: the run did not finish in time` })
+          })
+        )
+        runs.push({ ...measured, config, round })
+        yield* Effect.logInfo(
+          `http: round ${round + 1}/${settings.rounds} ${config.id} ${label(config)}: ${
+            n(measured.requestsPerSecond)
+          } req/s, p50 ${x(measured.p50)} ms, p99 ${
+            x(measured.p99)
+          } ms, non-2xx ${measured.non2xx}, errors ${measured.errors}`
+        )
+      }
+    }
+    return runs
+  })
+
+// -----------------------------------------------------------------------------
+// report
+// -----------------------------------------------------------------------------
+
+export interface Bar {
+  readonly name: string
+  readonly value: string
+  readonly bar: string
+  readonly pass: boolean
+}
+
+export const evaluate = (runs: ReadonlyArray<Run>) => {
+  const of = (id: string) => runs.filter((r) => r.config.id === id)
+  const rps = (id: string) => median(of(id).map((r) => r.requestsPerSecond))
+  const p99 = (id: string) => median(of(id).map((r) => r.p99))
+  const sessionRuns = runs.filter((r) => r.config.mode === "session")
+  const clean = sessionRuns.filter((r) => r.non2xx === 0 && r.errors === 0 && r.timeouts === 0).length
+  const ratios = {
+    memoryOn: rps("B") / rps("A"),
+    redisOn: rps("C") / rps("A"),
+    memoryOff: rps("E") / rps("D"),
+    redisOff: rps("F") / rps("D"),
+    p99RedisOn: p99("C") / p99("A"),
+    p99RedisOff: p99("F") / p99("D"),
+    tracerOffBase: rps("D") / rps("A")
+  }
+  const bars: ReadonlyArray<Bar> = [
+    {
+      name: "session/memory ÷ base (tracer on), req/s",
+      value: x(ratios.memoryOn),
+      bar: "≥ 0.95",
+      pass: ratios.memoryOn >= 0.95
+    },
+    {
+      name: "session/Redis ÷ base (tracer on), req/s",
+      value: x(ratios.redisOn),
+      bar: "≥ 0.80",
+      pass: ratios.redisOn >= 0.8
+    },
+    {
+      name: "session/Redis ÷ base (tracer off, both), req/s",
+      value: x(ratios.redisOff),
+      bar: "≥ 0.75",
+      pass: ratios.redisOff >= 0.75
+    },
+    {
+      name: "p99 session/Redis ÷ p99 base (tracer on)",
+      value: x(ratios.p99RedisOn),
+      bar: "≤ 1.50",
+      pass: ratios.p99RedisOn <= 1.5
+    },
+    {
+      name: "session runs with zero non-2xx and zero errors",
+      value: `${clean} of ${sessionRuns.length}`,
+      bar: "all",
+      pass: clean === sessionRuns.length
+    }
+  ]
+  return { ratios, bars, rps, p99, of }
+}
+
+export const report = (runs: ReadonlyArray<Run>, settings: Settings): string => {
+  const { bars, of, ratios } = evaluate(runs)
+  const perConfig = configurations.map((c) => {
+    const rs = of(c.id)
+    return [
+      c.id,
+      label(c),
+      n(median(rs.map((r) => r.requestsPerSecond))),
+      range(rs.map((r) => r.requestsPerSecond)),
+      x(median(rs.map((r) => r.p50))),
+      x(median(rs.map((r) => r.p99))),
+      String(rs.reduce((sum, r) => sum + r.non2xx, 0)),
+      String(rs.reduce((sum, r) => sum + r.errors, 0))
+    ]
+  })
+  const perRun = runs.map((r) => [
+    String(r.round + 1),
+    r.config.id,
+    label(r.config),
+    n(r.requestsPerSecond),
+    x(r.p50),
+    x(r.p99),
+    String(r.non2xx),
+    String(r.errors),
+    String(r.timeouts)
+  ])
+  const order = configurations.map((c) => c.id).join("")
+  return `## HTTP (\`npm run bench\`, autocannon against bench/http-server.ts)
+
+\`GET /check\` with the cookie of one session issued by \`GET /issue\` at the start of each run; \`base\` answers
+200 \`u1\` without reading anything, \`session\` runs the session middleware and \`require\` (default options:
+metrics on, reads without a span of their own; Redis with auto-pipelining). ${settings.connections} connections,
+${settings.warmup} s warm-up then ${settings.seconds} s measured, ${settings.rounds} rounds in the order ${order}, ${
+    order.split("").reverse().join("")
+  }, …; every run is a fresh ${
+    settings.compiled === undefined
+      ? "`node --import tsx bench/http-server.ts`"
+      : "`node bench/http-server.js` (transpiled by TypeScript, `BENCH_SERVER=compiled`)"
+  } on a free 127.0.0.1 port. autocannon runs
+in the bench process on the same 2 cores as the server and redis-server: absolute figures are what this
+machine gives a single-threaded server with its load generator beside it; the ratios are the claims.
+Latency percentiles are computed from every response's time (autocannon's own histogram keeps whole
+milliseconds only).
+
+### Bars (medians of the runs below; Effect's default tracer on unless stated)
+
+${table(["bar", "measured", "target", "result"], bars.map((b) => [b.name, b.value, b.bar, b.pass ? "PASS" : "FAIL"]))}
+
+Also: session/memory ÷ base with the tracer off ${x(ratios.memoryOff)}; p99 session/Redis ÷ p99 base with
+the tracer off ${x(ratios.p99RedisOff)}; base with the tracer off ÷ base with it on ${x(ratios.tracerOffBase)}.
+
+### Medians per configuration
+
+${
+    table(
+      ["id", "configuration", "req/s", "range", "p50 ms", "p99 ms", "non-2xx (all runs)", "errors (all runs)"],
+      perConfig
+    )
+  }
+
+### Every run
+
+${table(["round", "id", "configuration", "req/s", "p50 ms", "p99 ms", "non-2xx", "errors", "timeouts"], perRun)}
+`
+}

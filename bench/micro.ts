@@ -1,0 +1,349 @@
+/**
+ * Micro benchmarks, no HTTP: signing and verifying against a bare HMAC, `Sessions.get` on the in-memory
+ * store and on Redis (1 and 64 in flight) against raw ioredis `GET`s, `Sessions.extend` on Redis, the
+ * parts a `get` is made of, and bytes per session in Redis. Each figure is a median of several rounds;
+ * the order of the benchmarks alternates from round to round.
+ */
+import * as Cookies from "@effect/platform/Cookies"
+import * as Clock from "effect/Clock"
+import * as DateTime from "effect/DateTime"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Metric from "effect/Metric"
+import * as MetricBoundaries from "effect/MetricBoundaries"
+import * as MetricKey from "effect/MetricKey"
+import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
+import { Redis } from "ioredis"
+import * as Crypto from "node:crypto"
+import * as Auth from "../src/Auth.js"
+import * as Memory from "../src/layers/Memory.js"
+import * as RedisStore from "../src/layers/Redis.js"
+import * as Session from "../src/Session.js"
+import { decodeEntry, encodeEntry, Store } from "../src/Store.js"
+import * as Transport from "../src/Transport.js"
+import type { RedisServer } from "../test/support/redis.js"
+import * as InProcess from "./inprocess.js"
+import { type BytesPerSession, bytesPerSession } from "./redis.js"
+import {
+  effectRound,
+  median,
+  n,
+  perSecond,
+  promise,
+  range,
+  rawGetRound,
+  type Round,
+  syncRound,
+  table,
+  x
+} from "./support.js"
+
+const Data = Schema.Struct({ csrf: Schema.String })
+type Data = typeof Data.Type
+
+const payload = (): Data => ({ csrf: Auth.randomId(16) })
+
+export interface Settings {
+  readonly rounds: number
+  readonly seconds: number
+}
+
+interface Benchmark {
+  readonly name: string
+  readonly run: (duration: Duration.Duration) => Effect.Effect<Round, unknown>
+}
+
+/** Runs every benchmark once per round, forwards in even rounds and backwards in odd ones. */
+const rounds = (benchmarks: ReadonlyArray<Benchmark>, settings: Settings) =>
+  Effect.gen(function*() {
+    const results = new Map<string, Array<number>>(benchmarks.map((b) => [b.name, []]))
+    for (const benchmark of benchmarks) yield* benchmark.run(Duration.millis(200)) // warm-up, untimed
+    for (let round = 0; round < settings.rounds; round++) {
+      const order = round % 2 === 0 ? benchmarks : [...benchmarks].reverse()
+      for (const benchmark of order) {
+        results.get(benchmark.name)!.push(perSecond(yield* benchmark.run(Duration.seconds(settings.seconds))))
+      }
+      yield* Effect.logInfo(`micro: round ${round + 1}/${settings.rounds}`)
+    }
+    return results
+  })
+
+export interface MicroResults {
+  readonly crypto: ReadonlyMap<string, ReadonlyArray<number>>
+  readonly sessions: ReadonlyMap<string, ReadonlyArray<number>>
+  readonly parts: ReadonlyMap<string, ReadonlyArray<number>>
+  readonly requestPath: ReadonlyMap<string, ReadonlyArray<number>>
+  readonly bytes: BytesPerSession
+}
+
+export const run = (redis: RedisServer, settings: Settings) =>
+  Effect.gen(function*() {
+    const client = yield* Effect.acquireRelease(
+      promise(async () => {
+        const client = new Redis(redis.url, { lazyConnect: true, enableAutoPipelining: true })
+        await client.connect()
+        return client
+      }),
+      (client) => promise(() => client.quit()).pipe(Effect.timeout("2 seconds"), Effect.ignore)
+    )
+    yield* promise(() => client.flushdb())
+
+    const keyBytes = Crypto.randomBytes(48)
+    const auth = yield* Auth.make({ keys: [Redacted.make(new Uint8Array(keyBytes))] })
+    const withPorts = <A, E>(effect: Effect.Effect<A, E, Store | Auth.Auth>, store: Store["Type"]) =>
+      effect.pipe(Effect.provideService(Store, store), Effect.provideService(Auth.Auth, auth))
+    const memoryStore = yield* Memory.make()
+    const redisStore = yield* RedisStore.makeSingle({ url: redis.url })
+    const memory = yield* withPorts(Session.make(Data), memoryStore)
+    const memoryNoMetrics = yield* withPorts(Session.make(Data, { metrics: false }), memoryStore)
+    const onRedis = yield* withPorts(Session.make(Data), redisStore)
+
+    // --- signing ---------------------------------------------------------------------------------------------------
+
+    const issued = yield* memory.issue("u1", payload())
+    const id = Redacted.value(issued.session.id)
+    const token = issued.token
+    const crypto = yield* rounds([
+      {
+        name: "bare HMAC-SHA512 digest (baseline)",
+        run: (d) => syncRound(() => Crypto.createHmac("sha512", keyBytes).update(id).digest(), d)
+      },
+      { name: "Auth.sign", run: (d) => syncRound(() => auth.sign(id), d) },
+      { name: "Auth.verify (valid token)", run: (d) => syncRound(() => auth.verify(token), d) }
+    ], settings)
+
+    // --- sessions ----------------------------------------------------------------------------------------------------
+
+    const redisIssued = yield* onRedis.issue("u1", payload())
+    const redisKey = (() => {
+      const key = Session.storeKey(Redacted.value(redisIssued.session.id))!
+      return `${RedisStore.defaultPrefix}{${key.user}}:${key.session}`
+    })()
+    // one session per worker, each extended from the session the previous extend returned
+    const chains = yield* Effect.forEach(
+      Array.from({ length: 64 }, (_, i) => i),
+      (i) => Effect.map(onRedis.issue(`extend-${i}`, payload()), ({ session }) => session)
+    )
+    const extendRound = (concurrency: number) => (d: Duration.Duration) =>
+      effectRound(
+        (w) => Effect.map(onRedis.extend(chains[w]!), (next) => void (chains[w] = next)),
+        concurrency,
+        d
+      )
+    const sessions = yield* rounds(
+      [1, 64].flatMap((c): ReadonlyArray<Benchmark> => [
+        { name: `Sessions.get, memory|${c}`, run: (d) => effectRound(() => memory.get(token), c, d) },
+        { name: `raw ioredis GET (baseline)|${c}`, run: (d) => rawGetRound(client, redisKey, c, d) },
+        { name: `Sessions.get, Redis|${c}`, run: (d) => effectRound(() => onRedis.get(redisIssued.token), c, d) },
+        { name: `Sessions.extend, Redis|${c}`, run: extendRound(c) }
+      ]).concat([
+        {
+          name: "Sessions.get, memory, metrics: false|1",
+          run: (d) => effectRound(() => memoryNoMetrics.get(token), 1, d)
+        }
+      ]),
+      settings
+    )
+
+    // --- the parts of a get, per call ------------------------------------------------------------------------------
+
+    const stored = encodeEntry({
+      version: 0,
+      userId: "u1",
+      createdAt: Date.now(),
+      renewedAt: Date.now(),
+      extendedUntil: Date.now() + 3_600_000,
+      expiresAt: Date.now() + 3_600_000,
+      lastSeenAt: Date.now(),
+      retired: false,
+      userAgent: "autocannon",
+      address: "127.0.0.1",
+      data: payload()
+    })
+    const decodeData = Schema.decodeUnknownEither(Data)
+    // HMAC(K, m) = H((K ^ opad) || H((K ^ ipad) || m)) for a key no longer than the block (128 bytes):
+    // the keyed states are hashed once and copied per call instead of re-keying an Hmac every time.
+    const pad = (byte: number) =>
+      Buffer.from(Buffer.concat([keyBytes, Buffer.alloc(128 - keyBytes.length)]).map((b) => b ^ byte))
+    const inner = Crypto.createHash("sha512").update(pad(0x36))
+    const outer = Crypto.createHash("sha512").update(pad(0x5c))
+    const precomputed = (message: string) => outer.copy().update(inner.copy().update(message).digest()).digest()
+    if (!precomputed(id).equals(Crypto.createHmac("sha512", keyBytes).update(id).digest())) {
+      return yield* Effect.dieMessage("the precomputed HMAC does not match createHmac")
+    }
+    const data = payload()
+    const cookieHeader = `theme=dark; ${Transport.defaultCookieName}=${token}; lang=en`
+    const times = [Date.now(), Date.now(), Date.now() + 3_600_000, Date.now()] as const
+    const traced = Effect.fn("bench.traced")(function*() {
+      return 1
+    })
+    const untraced = Effect.fnUntraced(function*() {
+      return 1
+    })
+    const spanned = Effect.withSpan(Effect.sync(() => 1), "bench.span")
+    // the latency timer as Session.ts declares and tags it, and the same metric with its tags in the key
+    const boundaries = [0.25, 0.5, 1, 2, 5, 10, 25, 50, 100, 250, 1000]
+    const taggedTimer = Metric.timerWithBoundaries("bench_latency", boundaries).pipe(
+      Metric.tagged("operation", "fetch")
+    )
+    const keyedTimer = Metric.fromMetricKey(
+      MetricKey.histogram("bench_latency_keyed", MetricBoundaries.fromIterable(boundaries)).pipe(
+        MetricKey.tagged("time_unit", "milliseconds"),
+        MetricKey.tagged("operation", "fetch")
+      )
+    ).pipe(Metric.mapInput(Duration.toMillis))
+    const counter = Metric.counter("bench_total", { incremental: true })
+    const elapsed = Duration.nanos(250_000n)
+    const runSync = <A>(effect: Effect.Effect<A>) => Effect.runSync(effect)
+    const parts = yield* rounds([
+      { name: "Auth.verify", run: (d) => syncRound(() => auth.verify(token), d) },
+      {
+        name: "alternative: HMAC-SHA512 from precomputed ipad/opad states (Hash.copy)",
+        run: (d) => syncRound(() => precomputed(id), d)
+      },
+      { name: "Session.storeKey (SHA-256 of the id)", run: (d) => syncRound(() => Session.storeKey(id), d) },
+      {
+        name: "alternative: Crypto.hash(\"sha256\", id, \"base64url\") (one-shot)",
+        run: (d) => syncRound(() => Crypto.hash("sha256", id, "base64url"), d)
+      },
+      {
+        name: "Cookies.parseHeader (what request.cookies does)",
+        run: (d) => syncRound(() => Cookies.parseHeader(cookieHeader), d)
+      },
+      { name: "Store.decodeEntry (JSON.parse + checks)", run: (d) => syncRound(() => decodeEntry(stored), d) },
+      { name: "Schema.decodeUnknownEither(data)", run: (d) => syncRound(() => decodeData(data), d) },
+      {
+        name: "4 × DateTime.unsafeMake + Redacted.make (toSession's allocations)",
+        run: (d) => syncRound(() => [Redacted.make(id), ...times.map((t) => DateTime.unsafeMake(t))], d)
+      },
+      { name: "Effect.runSync(Effect.sync) (baseline)", run: (d) => syncRound(() => runSync(Effect.sync(() => 1)), d) },
+      { name: "Effect.runSync(empty Effect.fnUntraced)", run: (d) => syncRound(() => runSync(untraced()), d) },
+      { name: "Effect.runSync(empty Effect.fn, a span)", run: (d) => syncRound(() => runSync(traced()), d) },
+      { name: "Effect.runSync(Effect.withSpan(sync))", run: (d) => syncRound(() => runSync(spanned), d) },
+      {
+        name: "Effect.runSync(Clock.currentTimeNanos)",
+        run: (d) => syncRound(() => runSync(Clock.currentTimeNanos), d)
+      },
+      {
+        name: "Effect.runSync(Metric.increment(counter))",
+        run: (d) => syncRound(() => runSync(Metric.increment(counter)), d)
+      },
+      {
+        name: "Effect.runSync(Metric.update(timer, …)), timer from Metric.tagged (as src/Session.ts)",
+        run: (d) => syncRound(() => runSync(Metric.update(taggedTimer, elapsed)), d)
+      },
+      {
+        name: "Effect.runSync(Metric.update(timer, …)), tags in the MetricKey",
+        run: (d) => syncRound(() => runSync(Metric.update(keyedTimer, elapsed)), d)
+      }
+    ], { rounds: settings.rounds, seconds: Math.min(settings.seconds, 0.25) })
+
+    // --- the request path in-process -------------------------------------------------------------------------
+
+    const requestPath = yield* rounds(yield* InProcess.variants, settings)
+
+    // --- bytes per session ---------------------------------------------------------------------------------------
+
+    const bytes = yield* bytesPerSession(client, onRedis, 2_000)
+    yield* promise(() => client.flushdb())
+
+    return { crypto, sessions, parts, requestPath, bytes } satisfies MicroResults
+  })
+
+export const report = (results: MicroResults, settings: Settings): string => {
+  const med = (map: ReadonlyMap<string, ReadonlyArray<number>>, name: string) => median(map.get(name) ?? [])
+  const hmac = med(results.crypto, "bare HMAC-SHA512 digest (baseline)")
+  const cryptoRows = [...results.crypto].map(([name, values]) => [
+    name,
+    n(median(values)),
+    x(median(values) / hmac),
+    (1e6 / median(values)).toFixed(2),
+    range(values)
+  ])
+  const sessionRows = [...results.sessions].map(([key, values]) => {
+    const [name, c] = key.split("|") as [string, string]
+    const raw = med(results.sessions, `raw ioredis GET (baseline)|${c}`)
+    return [
+      name,
+      c,
+      n(median(values)),
+      name.includes("raw") ? "1.00" : x(median(values) / raw),
+      x(median(values) / hmac),
+      range(values)
+    ]
+  })
+  const emptyRunSync = med(results.parts, "Effect.runSync(Effect.sync) (baseline)")
+  const partRows = [...results.parts].map(([name, values]) => [
+    name,
+    (1e6 / median(values)).toFixed(2),
+    name.startsWith("Effect.runSync(") && !name.includes("(baseline)")
+      ? (1e6 / median(values) - 1e6 / emptyRunSync).toFixed(2)
+      : ""
+  ])
+  const base = med(results.requestPath, "base (no session middleware)")
+  const shipped = med(results.requestPath, "session, as shipped (metrics on)")
+  const pathRows = [...results.requestPath].map(([name, values]) => [
+    name,
+    (1e6 / median(values)).toFixed(1),
+    name.startsWith("base") ? "" : `+${(1e6 / median(values) - 1e6 / base).toFixed(1)}`,
+    name.startsWith("session, as") ? "" : (1e6 / shipped - 1e6 / median(values)).toFixed(1),
+    x(median(values) / base),
+    range(values)
+  ])
+  const memory1 = med(results.sessions, "Sessions.get, memory|1")
+  const memoryOff = med(results.sessions, "Sessions.get, memory, metrics: false|1")
+  const b = results.bytes
+  return `## Micro benchmarks (\`npm run bench\`, no HTTP)
+
+Medians of ${settings.rounds} rounds of ${settings.seconds} s per benchmark, the order reversed every other
+round. One process: the load loops, the service and (for Redis) a raw ioredis client share it; the
+redis-server started for the run is on the same machine.
+
+### Signing (per second; baseline: a bare \`createHmac("sha512", key).update(id).digest()\` in the same rounds)
+
+${table(["operation", "ops/s", "÷ bare HMAC", "µs per call", "range"], cryptoRows)}
+
+### \`Sessions.get\` and \`Sessions.extend\` (ops/s; default options, metrics on, Redis auto-pipelining on)
+
+"÷ raw GET" is against plain \`async\` loops of ioredis \`GET\` of the same session key, same number in
+flight; "÷ HMAC" against the bare HMAC above (a \`get\` must do at least one).
+
+${table(["operation", "in flight", "ops/s", "÷ raw GET", "÷ HMAC", "range"], sessionRows)}
+
+Metrics (\`metrics: false\` against the default): ${x(memoryOff / memory1)}× the in-memory \`get\` rate at 1 in
+flight, i.e. ${(1e6 / memory1 - 1e6 / memoryOff).toFixed(2)} µs of ${(1e6 / memory1).toFixed(2)} µs per call.
+
+### The parts of a request (µs per call, medians; Effect's default tracer)
+
+Synchronous parts are called in a plain loop; Effect parts through \`Effect.runSync\`, whose own cost (a
+fiber per call) is the baseline row and is subtracted in the last column.
+
+${table(["part", "µs per call", "µs over the runSync baseline"], partRows)}
+
+### The request path in-process (\`HttpApp.toWebHandlerRuntime\`, one request at a time, memory store)
+
+The apps of bench/app.ts without sockets: \`GET /check\` with a valid session cookie through the same
+\`toHandled\` wrapper (and server span, tracer on) as the Node server, from web \`Request\` to web
+\`Response\`. "lean" is a middleware written in the bench that does the same checks with one \`flatMap\` and
+no metrics or span annotation: a floor for what \`src/\` could reach, not a replacement.
+
+${table(["variant", "µs per request", "over base", "saved vs shipped", "÷ base (rate)", "range (req/s)"], pathRows)}
+
+### Bytes per session in Redis (\`MEMORY USAGE … SAMPLES 0\`; payload \`{ csrf: <22 chars> }\`)
+
+${
+    table(["what", "bytes"], [
+      ["stored value (`STRLEN`)", String(b.valueLength)],
+      ["session key", String(b.sessionBytes)],
+      ["user's index, 1 session", String(b.index1)],
+      [
+        "user's index, 10 sessions",
+        `${b.index10} (each session after the first adds ${x((b.index10 - b.index1) / 9)})`
+      ],
+      ["session key + index, one-session user", String(b.sessionBytes + b.index1)],
+      [`all-in: \`used_memory\` growth per session, ${n(b.population)} one-session users`, n(b.allIn)]
+    ])
+  }
+`
+}
