@@ -9,12 +9,16 @@
  * `--tracer off` applies `HttpMiddleware.withTracerDisabledWhen(() => true)` to the served layer, so the
  * per-request span of `HttpServer.serve` is not created; `on` (the default) leaves Effect's default
  * tracer as an application gets it. No HTTP logger is installed (`HttpMiddleware.logger` is opt-in, and
- * not used here). The signing key is random per process.
+ * not used here). The signing key is random per process. `GET /cpu` answers `process.cpuUsage()`, so the
+ * harness can tell the server's CPU time per request apart from what the shared machine does to it.
  */
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
+import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServer from "@effect/platform/HttpServer"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Http from "node:http"
 import { parseArgs } from "node:util"
@@ -52,9 +56,12 @@ const parse = () => {
 
 const options = parse()
 
+// The process's CPU time so far (µs, user and system), read by the harness before and after a measured run.
+const cpu = HttpRouter.get("/cpu", Effect.sync(() => HttpServerResponse.unsafeJson(process.cpuUsage())))
+
 const served = options.mode === "base"
-  ? HttpServer.serve(baseRouter)
-  : HttpServer.serve(sessionRouter, BenchHttp.middleware).pipe(Layer.provide(sessionsLayer(options.store)))
+  ? HttpServer.serve(baseRouter.pipe(cpu))
+  : HttpServer.serve(sessionRouter.pipe(cpu), BenchHttp.middleware).pipe(Layer.provide(sessionsLayer(options.store)))
 
 served.pipe(
   options.tracer === "off" ? HttpMiddleware.withTracerDisabledWhen(() => true) : (layer) => layer,

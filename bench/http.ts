@@ -177,7 +177,16 @@ export interface Settings {
 export interface Run extends Load {
   readonly config: Configuration
   readonly round: number
+  /** The server process's CPU time (user + system) per response during the measured load, µs. */
+  readonly cpuPerRequest: number
 }
+
+const cpuTime = (server: Server) =>
+  Effect.flatMap(text(`${server.url}/cpu`), ({ body }) =>
+    Effect.sync(() => {
+      const { system, user } = JSON.parse(body) as { readonly user: number; readonly system: number }
+      return user + system
+    }))
 
 export const run = (redis: RedisServer, settings: Settings) =>
   Effect.gen(function*() {
@@ -188,7 +197,10 @@ export const run = (redis: RedisServer, settings: Settings) =>
         const measured = yield* Effect.scoped(Effect.gen(function*() {
           const server = yield* startServer(config, redis, { compiled: settings.compiled })
           if (settings.warmup > 0) yield* load(server, settings.warmup, settings.connections)
-          return yield* load(server, settings.seconds, settings.connections)
+          const before = yield* cpuTime(server)
+          const measured = yield* load(server, settings.seconds, settings.connections)
+          const after = yield* cpuTime(server)
+          return { ...measured, cpuPerRequest: (after - before) / measured.responses }
         })).pipe(
           Effect.timeoutFail({
             duration: Duration.seconds(settings.warmup + settings.seconds + 60),
@@ -199,7 +211,7 @@ export const run = (redis: RedisServer, settings: Settings) =>
         yield* Effect.logInfo(
           `http: round ${round + 1}/${settings.rounds} ${config.id} ${label(config)}: ${
             n(measured.requestsPerSecond)
-          } req/s, p50 ${x(measured.p50)} ms, p99 ${
+          } req/s, ${x(measured.cpuPerRequest)} µs CPU/req, p50 ${x(measured.p50)} ms, p99 ${
             x(measured.p99)
           } ms, non-2xx ${measured.non2xx}, errors ${measured.errors}`
         )
@@ -223,6 +235,7 @@ export const evaluate = (runs: ReadonlyArray<Run>) => {
   const of = (id: string) => runs.filter((r) => r.config.id === id)
   const rps = (id: string) => median(of(id).map((r) => r.requestsPerSecond))
   const p99 = (id: string) => median(of(id).map((r) => r.p99))
+  const cpu = (id: string) => median(of(id).map((r) => r.cpuPerRequest))
   const sessionRuns = runs.filter((r) => r.config.mode === "session")
   const clean = sessionRuns.filter((r) => r.non2xx === 0 && r.errors === 0 && r.timeouts === 0).length
   const ratios = {
@@ -232,7 +245,10 @@ export const evaluate = (runs: ReadonlyArray<Run>) => {
     redisOff: rps("F") / rps("D"),
     p99RedisOn: p99("C") / p99("A"),
     p99RedisOff: p99("F") / p99("D"),
-    tracerOffBase: rps("D") / rps("A")
+    tracerOffBase: rps("D") / rps("A"),
+    cpuMemoryOn: cpu("A") / cpu("B"),
+    cpuRedisOn: cpu("A") / cpu("C"),
+    cpuRedisOff: cpu("D") / cpu("F")
   }
   const bars: ReadonlyArray<Bar> = [
     {
@@ -266,11 +282,11 @@ export const evaluate = (runs: ReadonlyArray<Run>) => {
       pass: clean === sessionRuns.length
     }
   ]
-  return { ratios, bars, rps, p99, of }
+  return { ratios, bars, rps, p99, cpu, of }
 }
 
 export const report = (runs: ReadonlyArray<Run>, settings: Settings): string => {
-  const { bars, of, ratios } = evaluate(runs)
+  const { bars, cpu, of, ratios } = evaluate(runs)
   const perConfig = configurations.map((c) => {
     const rs = of(c.id)
     return [
@@ -280,6 +296,7 @@ export const report = (runs: ReadonlyArray<Run>, settings: Settings): string => 
       range(rs.map((r) => r.requestsPerSecond)),
       x(median(rs.map((r) => r.p50))),
       x(median(rs.map((r) => r.p99))),
+      x(median(rs.map((r) => r.cpuPerRequest))),
       String(rs.reduce((sum, r) => sum + r.non2xx, 0)),
       String(rs.reduce((sum, r) => sum + r.errors, 0))
     ]
@@ -291,6 +308,7 @@ export const report = (runs: ReadonlyArray<Run>, settings: Settings): string => 
     n(r.requestsPerSecond),
     x(r.p50),
     x(r.p99),
+    x(r.cpuPerRequest),
     String(r.non2xx),
     String(r.errors),
     String(r.timeouts)
@@ -320,17 +338,52 @@ ${table(["bar", "measured", "target", "result"], bars.map((b) => [b.name, b.valu
 Also: session/memory ÷ base with the tracer off ${x(ratios.memoryOff)}; p99 session/Redis ÷ p99 base with
 the tracer off ${x(ratios.p99RedisOff)}; base with the tracer off ÷ base with it on ${x(ratios.tracerOffBase)}.
 
+The server process's own CPU time per request (\`process.cpuUsage()\` before and after each measured run, over the
+responses; redis-server's CPU not included), which the shared machine distorts less than req/s: base ${x(cpu("A"))} µs,
+session/memory ${x(cpu("B"))} µs (+${x(cpu("B") - cpu("A"))}), session/Redis ${x(cpu("C"))} µs (+${
+    x(cpu("C") - cpu("A"))
+  }) with the tracer on; base ${x(cpu("D"))} µs, session/Redis ${x(cpu("F"))} µs (+${
+    x(cpu("F") - cpu("D"))
+  }) with it off. As rates (base CPU ÷ session CPU, the ratio a CPU-bound server would reach): session/memory
+${x(ratios.cpuMemoryOn)}, session/Redis ${x(ratios.cpuRedisOn)} (tracer on), ${x(ratios.cpuRedisOff)} (tracer off).
+
 ### Medians per configuration
 
 ${
     table(
-      ["id", "configuration", "req/s", "range", "p50 ms", "p99 ms", "non-2xx (all runs)", "errors (all runs)"],
+      [
+        "id",
+        "configuration",
+        "req/s",
+        "range",
+        "p50 ms",
+        "p99 ms",
+        "server CPU µs/req",
+        "non-2xx (all runs)",
+        "errors (all runs)"
+      ],
       perConfig
     )
   }
 
 ### Every run
 
-${table(["round", "id", "configuration", "req/s", "p50 ms", "p99 ms", "non-2xx", "errors", "timeouts"], perRun)}
+${
+    table(
+      [
+        "round",
+        "id",
+        "configuration",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "server CPU µs/req",
+        "non-2xx",
+        "errors",
+        "timeouts"
+      ],
+      perRun
+    )
+  }
 `
 }
