@@ -181,7 +181,8 @@ export interface Run extends Load {
   readonly cpuPerRequest: number
 }
 
-const cpuTime = (server: Server) =>
+/** The server process's CPU time so far (user + system), µs, from its `/cpu` route. */
+export const cpuTime = (server: Server) =>
   Effect.flatMap(text(`${server.url}/cpu`), ({ body }) =>
     Effect.sync(() => {
       const { system, user } = JSON.parse(body) as { readonly user: number; readonly system: number }

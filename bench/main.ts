@@ -4,7 +4,7 @@
  * `redis` section belongs to `npm run bench:redis`) and the profile to bench/PROFILE.md.
  *
  * ```sh
- * npm run bench                        # everything, about 6 minutes
+ * npm run bench                        # everything, about 7 minutes
  * npm run bench -- http                # only some steps: micro, http, profile
  * BENCH_ROUNDS=1 BENCH_SECONDS=3 BENCH_WARMUP=1 BENCH_MICRO_ROUNDS=1 BENCH_PROFILE_SECONDS=3 npm run bench
  * ```

@@ -50,6 +50,10 @@ export interface Settings {
   readonly seconds: number
 }
 
+// The in-process request path: the same time budget as a benchmark above, in slices of a quarter of it.
+const slices = (settings: Settings) => settings.rounds * 4
+const slice = (settings: Settings) => Duration.millis(settings.seconds * 250)
+
 interface Benchmark {
   readonly name: string
   readonly run: (duration: Duration.Duration) => Effect.Effect<Round, unknown>
@@ -74,7 +78,7 @@ export interface MicroResults {
   readonly crypto: ReadonlyMap<string, ReadonlyArray<number>>
   readonly sessions: ReadonlyMap<string, ReadonlyArray<number>>
   readonly parts: ReadonlyMap<string, ReadonlyArray<number>>
-  readonly requestPath: ReadonlyMap<string, ReadonlyArray<number>>
+  readonly requestPath: ReadonlyMap<string, InProcess.Measured>
   readonly bytes: BytesPerSession
 }
 
@@ -282,7 +286,7 @@ export const run = (redis: RedisServer, settings: Settings) =>
 
     // --- the request path in-process -------------------------------------------------------------------------
 
-    const requestPath = yield* rounds(yield* InProcess.variants, settings)
+    const requestPath = yield* InProcess.measure(yield* InProcess.variants, slices(settings), slice(settings))
 
     // --- bytes per session ---------------------------------------------------------------------------------------
 
@@ -322,16 +326,6 @@ export const report = (results: MicroResults, settings: Settings): string => {
       ? (1e6 / median(values) - 1e6 / emptyRunSync).toFixed(2)
       : ""
   ])
-  const base = med(results.requestPath, "base (no session middleware)")
-  const shipped = med(results.requestPath, "session, as shipped (metrics on)")
-  const pathRows = [...results.requestPath].map(([name, values]) => [
-    name,
-    (1e6 / median(values)).toFixed(1),
-    name.startsWith("base") ? "" : `+${(1e6 / median(values) - 1e6 / base).toFixed(1)}`,
-    name.startsWith("session, as") ? "" : (1e6 / shipped - 1e6 / median(values)).toFixed(1),
-    x(median(values) / base),
-    range(values)
-  ])
   const memory1 = med(results.sessions, "Sessions.get, memory|1")
   const memoryOff = med(results.sessions, "Sessions.get, memory, metrics: false|1")
   const b = results.bytes
@@ -364,15 +358,9 @@ of the same measurement (written here, for comparison).
 
 ${table(["part", "µs per call", "µs over the runSync baseline"], partRows)}
 
-### The request path in-process (\`HttpApp.toWebHandlerRuntime\`, one request at a time, memory store)
+### The request path in-process (\`HttpApp.toWebHandlerRuntime\`, memory store)
 
-The apps of bench/app.ts without sockets: \`GET /check\` with a valid session cookie through the same
-\`toHandled\` wrapper (and server span, tracer on) as the Node server, from web \`Request\` to web
-\`Response\`. "lean" is a middleware written in the bench that does the same checks with one \`flatMap\` and
-no metrics or span annotation: a floor for what \`src/\` could reach, not a replacement.
-
-${table(["variant", "µs per request", "over base", "saved vs shipped", "÷ base (rate)", "range (req/s)"], pathRows)}
-
+${InProcess.report(results.requestPath, slices(settings), slice(settings))}
 ### Bytes per session in Redis (\`MEMORY USAGE … SAMPLES 0\`; payload \`{ csrf: <22 chars> }\`)
 
 ${

@@ -11,7 +11,7 @@ import * as Fs from "node:fs/promises"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import type { RedisServer } from "../test/support/redis.js"
-import { type Configuration, label, type Load, load, startServer } from "./http.js"
+import { type Configuration, cpuTime, label, type Load, load, startServer } from "./http.js"
 import { ChildError, compileServer, type Machine, n, promise, root, setupTable, table, x } from "./support.js"
 
 // -----------------------------------------------------------------------------
@@ -148,6 +148,8 @@ export interface Settings {
 export interface Profiled {
   readonly config: Configuration
   readonly load: Load
+  /** The server process's CPU time per request during the window (profiler included), µs. */
+  readonly cpuPerRequest: number
   readonly summary: Summary
 }
 
@@ -171,10 +173,12 @@ const profileOne = (config: Configuration, redis: RedisServer, settings: Setting
         compiled
       })
       if (settings.warmup > 0) yield* load(server, settings.warmup, settings.connections)
+      const cpuBefore = yield* cpuTime(server)
       const from = Number(process.hrtime.bigint() / 1000n)
       const measured = yield* load(server, settings.seconds, settings.connections)
       const to = Number(process.hrtime.bigint() / 1000n)
-      return { from, to, measured }
+      const cpuPerRequest = ((yield* cpuTime(server)) - cpuBefore) / measured.responses
+      return { from, to, measured, cpuPerRequest }
     }))
     // CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile: tsx's module hooks run on a thread of their own,
     // which writes a profile too; the main thread is thread 0.
@@ -187,7 +191,7 @@ const profileOne = (config: Configuration, redis: RedisServer, settings: Setting
     const profile = JSON.parse(yield* promise(() => Fs.readFile(Path.join(dir, files[0]!), "utf8"))) as CpuProfile
     const summary = summarise(profile, window.from, window.to)
     yield* Effect.logInfo(`profile: ${label(config)}: ${n(summary.samples)} samples`)
-    return { config, load: window.measured, summary } satisfies Profiled
+    return { config, load: window.measured, cpuPerRequest: window.cpuPerRequest, summary } satisfies Profiled
   }).pipe(Effect.scoped)
 
 // The servers run as plain JavaScript transpiled by TypeScript: under tsx, src/ is minified onto one line and
@@ -243,7 +247,7 @@ ${n(summary.samples)} samples${
       x(load.p99)
     } ms, non-2xx ${load.non2xx}, errors ${load.errors}), i.e. ${
       us(summary.micros / load.responses)
-    } µs of wall time per request.
+    } µs of wall time and ${us(result.cpuPerRequest)} µs of the server process's CPU time per request.
 
 ### Self time by area
 
@@ -292,7 +296,9 @@ ${
 
 ${us(session.summary.micros / session.load.responses)} − ${us(base.summary.micros / base.load.responses)} = ${
       us(session.summary.micros / session.load.responses - base.summary.micros / base.load.responses)
-    } µs per request in all.
+    } µs of wall time per request in all (server CPU: ${us(session.cpuPerRequest)} − ${us(base.cpuPerRequest)} = ${
+      us(session.cpuPerRequest - base.cpuPerRequest)
+    } µs).
 
 ${table(["area", "difference", "base", "session"], rows((s) => s.areas, 20))}
 

@@ -370,7 +370,7 @@ same concurrency, same pipelining setting. "÷ raw" is the operation's median ov
 ${throughputRows.join("\n")}
 
 Where the time goes: the same \`Sessions.get\` on the in-memory store (signature check, SHA-256 of the id,
-schema decode, Effect spans; no network), measured in the same rounds.
+schema decode, metrics; no network), measured in the same rounds.
 
 | operation | in flight | ops/s | ÷ raw GET (pipelining on) | Redis \`Sessions.get\` (on) ÷ this | range |
 |---|---|---|---|---|---|

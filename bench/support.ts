@@ -166,6 +166,8 @@ export const writeSection = (file: string, name: string, body: string) =>
 export interface Round {
   readonly ops: number
   readonly seconds: number
+  /** This process's CPU time (user + system) over the round, where measured. */
+  readonly cpuSeconds?: number
 }
 
 export const perSecond = (round: Round) => round.ops / round.seconds
@@ -205,6 +207,7 @@ export const promiseRound = (
   duration: Duration.DurationInput
 ): Effect.Effect<Round> =>
   promise(async () => {
+    const cpu = process.cpuUsage()
     const start = performance.now()
     // the clock, not a timer: an operation that settles in microtasks (in-process) would starve the timer
     const end = start + Duration.toMillis(duration)
@@ -215,7 +218,9 @@ export const promiseRound = (
         ops++
       }
     }))
-    return { ops, seconds: (performance.now() - start) / 1e3 }
+    const seconds = (performance.now() - start) / 1e3
+    const { system, user } = process.cpuUsage(cpu)
+    return { ops, seconds, cpuSeconds: (user + system) / 1e6 }
   })
 
 /** The Redis baseline: raw ioredis `GET`s of `key`. */
