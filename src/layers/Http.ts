@@ -152,7 +152,6 @@ export interface SessionHttp<Self, A> {
 // constructors
 // -----------------------------------------------------------------------------
 
-const unavailable = HttpServerResponse.empty({ status: 503, headers: { "retry-after": "1" } })
 const unauthorized = new Unauthorized()
 
 const writeToken = (transport: Transport["Type"], token: string, expiresAt: number) =>
@@ -207,7 +206,8 @@ export const make = <Self, A, I>(tag: SessionsTag<Self, A, I>, options: Options 
     app: HttpApp.Default<E, R>
   ): HttpApp.Default<E, Exclude<R, CurrentSession<Self>> | Self | Transport> =>
     Effect.matchEffect(load, {
-      onFailure: () => Effect.succeed(unavailable),
+      // the StoreError's own response (503, Retry-After), the same one a handler's StoreError gets
+      onFailure: (error) => error[HttpServerRespondable.symbol](),
       onSuccess: (session) => Effect.provideService(app, tag.Current, session)
     })
 
