@@ -27,8 +27,12 @@ import * as DateTime from "effect/DateTime"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
+import type * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
+import * as MetricBoundaries from "effect/MetricBoundaries"
+import * as MetricLabel from "effect/MetricLabel"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
@@ -213,6 +217,13 @@ export interface Options {
    * the whole validation (bench/RESULTS.md). Writes (`issue`, `extend`, `rotate`, …) always get a span.
    */
   readonly traceReads?: boolean | undefined
+  /**
+   * How many verified tokens each process remembers (their session id and store key), so that a token's
+   * signature is checked once per process rather than on every request. Only tokens whose signature
+   * verified are remembered, so forged tokens are checked every time and cannot fill it; validity is not
+   * cached (every read asks the store). About 0.5 KB per token. `0` turns it off. Default 10,000.
+   */
+  readonly verifiedTokenCache?: number | undefined
 }
 
 // -----------------------------------------------------------------------------
@@ -424,10 +435,20 @@ export const storeKey = (id: string): Key | undefined =>
 // metrics
 // -----------------------------------------------------------------------------
 
-const storeLatency = Metric.timerWithBoundaries(
+// The histogram under `metrics.storeLatency`, which is built from it exactly as
+// `Metric.timerWithBoundaries` would build it (a `time_unit` label, durations in milliseconds). The
+// service updates the histogram directly with a constant label array per operation: the same metric key
+// as `Metric.tagged(metrics.storeLatency, "operation", op)`, without rebuilding and hashing that key on
+// every update. (Two histogram keys are equal only when they share one boundaries object.)
+const storeLatencyHistogram = Metric.histogram(
   "effect_sessions_store_latency",
-  [0.25, 0.5, 1, 2, 5, 10, 25, 50, 100, 250, 1000],
+  MetricBoundaries.fromIterable([0.25, 0.5, 1, 2, 5, 10, 25, 50, 100, 250, 1000]),
   "Store operation latency in milliseconds, by operation"
+)
+
+const storeLatency = Metric.mapInput(
+  Metric.tagged(storeLatencyHistogram, "time_unit", "milliseconds"),
+  Duration.toMillis
 )
 
 /**
@@ -464,10 +485,14 @@ export const metrics = {
   storeLatency
 } as const
 
-const rejectedBy = {
-  BadSignature: Metric.tagged(metrics.rejected, "reason", "bad_signature"),
-  NotFound: Metric.tagged(metrics.rejected, "reason", "not_found"),
-  Expired: Metric.tagged(metrics.rejected, "reason", "expired")
+const labels = (key: string, value: string): ReadonlyArray<MetricLabel.MetricLabel> => [MetricLabel.make(key, value)]
+
+// Constant label arrays: a metric caches its key per label array (by identity), so an update with one of
+// these costs a lookup, where `Metric.tagged(...)` would build and hash the key again on every update.
+const rejectedLabels = {
+  BadSignature: labels("reason", "bad_signature"),
+  NotFound: labels("reason", "not_found"),
+  Expired: labels("reason", "expired")
 } as const
 
 const storeOperations = ["fetch", "save", "delete", "list", "deleteUser"] as const
@@ -475,18 +500,20 @@ const storeOperations = ["fetch", "save", "delete", "list", "deleteUser"] as con
 const noTags: ReadonlyArray<never> = []
 
 const instrument = (store: StoreService): StoreService => {
-  const timers = Object.fromEntries(storeOperations.map((op) => [op, Metric.tagged(storeLatency, "operation", op)]))
-  const errors = Object.fromEntries(
-    storeOperations.map((op) => [op, Metric.tagged(metrics.storeErrors, "operation", op)])
+  const latencyLabels = Object.fromEntries(
+    storeOperations.map((
+      op
+    ) => [op, [MetricLabel.make("time_unit", "milliseconds"), MetricLabel.make("operation", op)]])
   )
+  const errorLabels = Object.fromEntries(storeOperations.map((op) => [op, labels("operation", op)]))
   // A duration, not a time of day: measured with the monotonic clock even under TestClock. Failures are
   // timed too: a timeout is exactly the latency worth seeing.
   const observe = <A>(op: typeof storeOperations[number], effect: Effect.Effect<A, StoreError>) =>
     Effect.suspend(() => {
       const start = performance.now()
       return Effect.onExit(effect, (exit) => {
-        timers[op]!.unsafeUpdate(Duration.millis(performance.now() - start), noTags)
-        if (exit._tag === "Failure") errors[op]!.unsafeUpdate(1, noTags)
+        storeLatencyHistogram.unsafeUpdate(performance.now() - start, latencyLabels[op]!)
+        if (exit._tag === "Failure") metrics.storeErrors.unsafeUpdate(1, errorLabels[op]!)
         return Effect.void
       })
     })
@@ -497,6 +524,15 @@ const instrument = (store: StoreService): StoreService => {
     list: (user, now) => observe("list", store.list(user, now)),
     deleteUser: (user, except) => observe("deleteUser", store.deleteUser(user, except))
   }
+}
+
+// A token whose signature verified: its session id (raw and `Redacted`), the key that verified it, and
+// the session's store key.
+interface Checked {
+  readonly id: Redacted.Redacted<string>
+  readonly raw: string
+  readonly keyIndex: number
+  readonly key: Key
 }
 
 const notFound = new NotFound()
@@ -535,6 +571,10 @@ export const make = <A, I>(
     const absolute = yield* positive("absoluteLifetime", options.absoluteLifetime)
     const renewal = yield* positive("renewalInterval", options.renewalInterval)
     const grace = options.rotationGrace === undefined ? 0 : Duration.toMillis(Duration.decode(options.rotationGrace))
+    const verifiedTokenCache = options.verifiedTokenCache ?? 10_000
+    if (!(Number.isSafeInteger(verifiedTokenCache) && verifiedTokenCache >= 0)) {
+      return yield* new InvalidOptions({ message: "verifiedTokenCache must be a whole number, 0 or more" })
+    }
     const rolling = options.rolling === true || typeof options.rolling === "object"
     const threshold = typeof options.rolling === "object" ? options.rolling.threshold ?? 0.5 : 0.5
     if (!(threshold > 0 && threshold <= 1) || !(grace >= 0 && Number.isFinite(grace))) {
@@ -693,65 +733,128 @@ export const make = <A, I>(
         )
     }
 
+    // The signature check of a token, remembered: a token whose signature verified once is looked up
+    // here on its next requests instead of being hashed again (HMAC-SHA512, then SHA-256 for the store
+    // key). Only verified tokens get in, so a forger pays the full check on every guess and cannot fill
+    // the map; it is bounded (the oldest entry leaves first). Validity is untouched: every read still
+    // asks the store, so a cleared, revoked or expired session is refused at once.
+    const verifiedTokens = new Map<string, Checked>()
+    const check = (token: string): Checked | BadSignature | NotFound => {
+      const cached = verifiedTokens.get(token)
+      if (cached !== undefined) return cached
+      const verified = auth.verify(token)
+      if (Either.isLeft(verified)) return verified.left
+      // A copy of its own (a verified token is ASCII), so that the map never keeps alive the request
+      // header the token was cut from.
+      const own = verifiedTokenCache > 0 ? Buffer.from(token, "latin1").toString("latin1") : token
+      const raw = own.slice(0, verified.right.id.length)
+      const key = storeKey(raw)
+      if (key === undefined) return notFound
+      const result: Checked = { id: Redacted.make(raw), raw, keyIndex: verified.right.keyIndex, key }
+      if (verifiedTokenCache > 0) {
+        if (verifiedTokens.size >= verifiedTokenCache) verifiedTokens.delete(verifiedTokens.keys().next().value!)
+        verifiedTokens.set(own, result)
+      }
+      return result
+    }
+
+    // Counts a read's outcome and notes it on the current span (the HTTP server's request span, or the
+    // read's own with `traceReads`), synchronously: the read path builds no effect for it.
+    const account = (
+      fiber: Fiber.RuntimeFiber<unknown, unknown>,
+      outcome: Rejected["_tag"] | "valid" | "StoreError"
+    ) => {
+      if (observe) {
+        if (outcome === "valid") metrics.validated.unsafeUpdate(1, noTags)
+        else if (outcome !== "StoreError") metrics.rejected.unsafeUpdate(1, rejectedLabels[outcome])
+      }
+      const span = fiber.currentSpan
+      if (span !== undefined && span._tag === "Span") span.attribute("session.result", outcome)
+    }
+    const refuse = (error: Rejected) =>
+      Effect.withFiberRuntime<never, Rejected>((fiber) => {
+        account(fiber, error._tag)
+        return Effect.fail(error)
+      })
+    // For the reads that write (renewal, rolling expiry): the outcome is known once the write is done.
+    const settle = <X>(effect: Effect.Effect<X, Rejected | StoreError>) =>
+      Effect.onExit(effect, (exit) =>
+        Effect.withFiberRuntime<void>((fiber) => {
+          if (Exit.isSuccess(exit)) account(fiber, "valid")
+          else if (exit.cause._tag === "Fail") account(fiber, exit.cause.error._tag)
+          return Effect.void
+        }))
+
+    // Reads annotate the enclosing span rather than open their own (unless `traceReads`): a span costs
+    // more than the whole validation.
+    const traced = <X>(effect: Effect.Effect<X, Rejected | StoreError>, renew: boolean) =>
+      options.traceReads === true ? Effect.withSpan(effect, renew ? "Sessions.resolve" : "Sessions.get") : effect
+
     const decodeFailed = Effect.zipRight(
       Effect.logWarning("session data does not decode with the session schema; treated as no session"),
       Effect.fail(notFound)
     )
 
-    // The hot path, written as plain code around the one store round trip: verify, hash, fetch, then
-    // every check synchronously. Effects are built only where something is written.
+    // The hot path, written as plain code around the one store round trip: check the signature (or find
+    // it checked), fetch, then every check synchronously, with the time read from the fiber's `Clock`.
+    // Effects are built only where something is written.
     const read = (token: string, renew: boolean): Effect.Effect<Resolved<A>, Rejected | StoreError> => {
-      const verified = auth.verify(token)
-      if (Either.isLeft(verified)) return Effect.fail(verified.left)
-      const { id, keyIndex } = verified.right
-      const key = storeKey(id)
-      if (key === undefined) return Effect.fail(notFound)
-      return Effect.flatMap(store.fetch(key), (entry) =>
-        Effect.clockWith((clock) => {
-          if (Option.isNone(entry)) return Effect.fail(notFound)
-          const now = clock.unsafeCurrentTimeMillis()
-          if (isDead(entry.value, now)) return Effect.fail(expired)
-          const data = decode(entry.value.data)
-          if (Either.isLeft(data)) return decodeFailed
-          const session = toSession(Redacted.make(id), key, entry.value, data.right)
-          if (entry.value.retired) return Effect.succeed({ session, token: undefined })
-          if (renew && renewal !== undefined && now - entry.value.renewedAt >= renewal) {
-            return rotate(session).pipe(
-              // A concurrent request renewed it first: this one is served by the old id's grace, if any.
-              Effect.catchTag("Conflict", "NotFound", () => Effect.succeed({ session, token: undefined }))
-            )
-          }
-          const touched = touch(session, entry.value, now)
-          if (touched !== undefined) {
-            return Effect.map(touched, (written) =>
-              written === undefined
-                ? { session, token: keyIndex === 0 ? undefined : auth.sign(id) }
-                : { session: written, token: auth.sign(id) })
-          }
-          return Effect.succeed({ session, token: keyIndex === 0 ? undefined : auth.sign(id) })
-        }))
-    }
-
-    // Reads are counted, and annotated on the enclosing span rather than given their own (unless
-    // `traceReads`), because a span costs more than the whole validation.
-    const observed = <X>(name: string, effect: Effect.Effect<X, Rejected | StoreError>) => {
-      const annotated = Effect.tapBoth(effect, {
-        onFailure: (error) => {
-          if (observe && error._tag !== "StoreError") rejectedBy[error._tag].unsafeUpdate(1, noTags)
-          return Effect.annotateCurrentSpan("session.result", error._tag)
-        },
-        onSuccess: () => {
-          if (observe) metrics.validated.unsafeUpdate(1, noTags)
-          return Effect.annotateCurrentSpan("session.result", "valid")
-        }
+      const checked = check(token)
+      if (isRejected(checked)) return traced(refuse(checked), renew)
+      const { id, key, keyIndex, raw } = checked
+      const resolved = Effect.matchEffect(store.fetch(key), {
+        onFailure: (error) =>
+          Effect.withFiberRuntime<never, StoreError>((fiber) => {
+            account(fiber, "StoreError")
+            return Effect.fail(error)
+          }),
+        onSuccess: (stored) =>
+          Effect.withFiberRuntime<Resolved<A>, Rejected | StoreError>((fiber) => {
+            const now = Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis()
+            if (Option.isNone(stored)) {
+              account(fiber, "NotFound")
+              return Effect.fail(notFound)
+            }
+            const entry = stored.value
+            if (isDead(entry, now)) {
+              account(fiber, "Expired")
+              return Effect.fail(expired)
+            }
+            const data = decode(entry.data)
+            if (Either.isLeft(data)) {
+              account(fiber, "NotFound")
+              return decodeFailed
+            }
+            const session = toSession(id, key, entry, data.right)
+            if (entry.retired) {
+              account(fiber, "valid")
+              return Effect.succeed({ session, token: undefined })
+            }
+            if (renew && renewal !== undefined && now - entry.renewedAt >= renewal) {
+              return settle(
+                rotate(session).pipe(
+                  // A concurrent request renewed it first: this one is served by the old id's grace, if any.
+                  Effect.catchTag("Conflict", "NotFound", () => Effect.succeed({ session, token: undefined }))
+                )
+              )
+            }
+            const touched = touch(session, entry, now)
+            if (touched !== undefined) {
+              return settle(Effect.map(touched, (written) =>
+                written === undefined
+                  ? { session, token: keyIndex === 0 ? undefined : auth.sign(raw) }
+                  : { session: written, token: auth.sign(raw) }))
+            }
+            account(fiber, "valid")
+            return Effect.succeed({ session, token: keyIndex === 0 ? undefined : auth.sign(raw) })
+          })
       })
-      return options.traceReads === true ? Effect.withSpan(annotated, name) : annotated
+      return traced(resolved, renew)
     }
 
-    const resolve = (token: string) => observed("Sessions.resolve", read(token, true))
+    const resolve = (token: string) => read(token, true)
 
-    const get = (token: string) =>
-      observed("Sessions.get", Effect.map(read(token, false), (resolved) => resolved.session))
+    const get = (token: string) => Effect.map(read(token, false), (resolved) => resolved.session)
 
     const extend = Effect.fn("Sessions.extend")(function*(session: Session<A>) {
       const entry = yield* modify(session, (latest, now) =>

@@ -497,6 +497,8 @@ describe("Sessions", () => {
         }
       }
 
+      // Runs first: the valid token is then remembered as verified, so the properties below also check
+      // that a remembered token lends nothing to its mutations.
       it("the unmutated token is valid (control)", () => {
         expect(Exit.isSuccess(getExit(token))).toBe(true)
       })
@@ -557,6 +559,87 @@ describe("Sessions", () => {
         expect(view(yield* after.get(resigned))).toEqual(view(session))
         // Before the rotation reached it, a server with only the old key cannot read the new token.
         expect((yield* Effect.flip(before.get(resigned)))._tag).toBe("BadSignature")
+      }))
+  })
+
+  describe("verified tokens", () => {
+    // The real signer, with its verifications counted: the service remembers tokens whose signature
+    // verified, so a token seen before must not be verified again, and anything else must be.
+    const counted = (options: Session.Options) =>
+      Effect.gen(function*() {
+        const auth = yield* Auth.make({ keys: [otherKey()] })
+        const calls = { verify: 0 }
+        const counting = Auth.Auth.of({
+          sign: auth.sign,
+          verify: (token) => {
+            calls.verify++
+            return auth.verify(token)
+          }
+        })
+        const store = yield* Memory.make({ sweepInterval: "30 days" })
+        const sessions = yield* Session.make(AppSession.data, { ttl, ...options }).pipe(
+          Effect.provideService(Auth.Auth, counting),
+          Effect.provideService(Store, store)
+        )
+        return { sessions, calls, store }
+      })
+
+    it.scoped("a token's signature is verified once; later reads of it only ask the store", () =>
+      Effect.gen(function*() {
+        const { calls, sessions } = yield* counted({})
+        const { session, token } = yield* sessions.issue("user-1", data)
+        for (let i = 0; i < 5; i++) expect(view(yield* sessions.get(token))).toEqual(view(session))
+        expect(calls.verify).toBe(1)
+        // validity is not remembered: the store is asked, and a cleared session is refused at once
+        yield* sessions.clear(session)
+        expect((yield* Effect.flip(sessions.get(token)))._tag).toBe("NotFound")
+        expect(calls.verify).toBe(1)
+      }))
+
+    it.scoped("forged tokens are verified on every attempt and never remembered", () =>
+      Effect.gen(function*() {
+        const { calls, sessions } = yield* counted({})
+        const { token } = yield* sessions.issue("user-1", data)
+        yield* sessions.get(token)
+        const forged = token.slice(0, -1) + (token.endsWith("A") ? "B" : "A")
+        for (let i = 0; i < 3; i++) expect((yield* Effect.flip(sessions.get(forged)))._tag).toBe("BadSignature")
+        expect(calls.verify).toBe(4)
+      }))
+
+    it.scoped("verifiedTokenCache: 0 verifies every read", () =>
+      Effect.gen(function*() {
+        const { calls, sessions } = yield* counted({ verifiedTokenCache: 0 })
+        const { token } = yield* sessions.issue("user-1", data)
+        for (let i = 0; i < 3; i++) yield* sessions.get(token)
+        expect(calls.verify).toBe(3)
+      }))
+
+    it.scoped("the cache is bounded: past its capacity the oldest token is verified again, and still valid", () =>
+      Effect.gen(function*() {
+        const { calls, sessions } = yield* counted({ verifiedTokenCache: 2 })
+        const tokens = yield* Effect.forEach(
+          ["a", "b", "c"],
+          (user) => Effect.map(sessions.issue(user, data), ({ token }) => token)
+        )
+        for (const token of tokens) yield* sessions.get(token) // a, b, c: 3 verifications; a leaves
+        expect(calls.verify).toBe(3)
+        yield* sessions.get(tokens[2]!) // still remembered
+        expect(calls.verify).toBe(3)
+        expect((yield* sessions.get(tokens[0]!)).userId).toBe("a") // verified again
+        expect(calls.verify).toBe(4)
+      }))
+
+    it.effect("a cache size that is not a whole number, 0 or more, fails the layer with InvalidOptions", () =>
+      Effect.gen(function*() {
+        const ports = Layer.merge(Memory.layer(), Auth.layer({ keys: [otherKey()] }))
+        for (const bad of [-1, 1.5, Number.NaN, Number.POSITIVE_INFINITY]) {
+          const error = yield* Effect.flip(
+            AppSession.pipe(
+              Effect.provide(Session.layer(AppSession, { verifiedTokenCache: bad }).pipe(Layer.provide(ports)))
+            )
+          )
+          expect(error._tag).toBe("InvalidOptions")
+        }
       }))
   })
 
