@@ -30,8 +30,8 @@ import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerRespondable from "@effect/platform/HttpServerRespondable"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import type { Conflict, Expired, NotFound, Session, SessionsTag } from "../Session.js"
@@ -176,40 +176,49 @@ const clientInfo = (request: HttpServerRequest.HttpServerRequest) => ({
 export const make = <Self, A, I>(tag: SessionsTag<Self, A, I>, options: Options = {}): SessionHttp<Self, A> => {
   const anonymousOnOutage = options.onStoreError === "anonymous"
 
-  const load = Effect.gen(function*() {
-    const request = yield* HttpServerRequest.HttpServerRequest
-    const transport = yield* Transport
-    const token = transport.read(request)
-    if (Option.isNone(token)) return Option.none<Session<A>>()
-    const sessions = yield* tag
-    const result = yield* Effect.either(sessions.resolve(token.value))
-    if (Either.isRight(result)) {
-      const { session, token } = result.right
-      if (token !== undefined) yield* writeToken(transport, token, session.expiresAt.epochMillis)
-      return Option.some(session)
-    }
-    if (result.left._tag === "StoreError") {
-      if (!anonymousOnOutage) {
-        yield* Effect.logError("session store unavailable; answering 503", result.left)
-        return yield* Effect.fail(result.left)
-      }
-      yield* Effect.logWarning("session store unavailable; serving the request as anonymous", result.left)
-      return Option.none<Session<A>>()
-    }
-    // The client holds a token that will never work again: tell it to drop it. A handler that issues a
-    // new session later in this request registers its write after this, so the new token wins.
-    yield* clearToken(transport)
-    return Option.none<Session<A>>()
-  })
+  const noSession = Option.none<Session<A>>()
+
+  // What the middleware does for one request, continued by `next` (with the session, or none) or by
+  // `outage` (the store could not answer). Written as plain code around the one `resolve`: a request
+  // without a token costs a context lookup, one with a token one match on the result.
+  const withSession = <X, E, R>(
+    next: (session: Option.Option<Session<A>>) => Effect.Effect<X, E, R>,
+    outage: (error: StoreError) => Effect.Effect<X, E, R>
+  ) =>
+    Effect.contextWithEffect((context: Context.Context<Self | Transport | HttpServerRequest.HttpServerRequest>) => {
+      const transport = Context.get(context, Transport)
+      const token = transport.read(Context.get(context, HttpServerRequest.HttpServerRequest))
+      if (Option.isNone(token)) return next(noSession)
+      return Effect.matchEffect(Context.get(context, tag).resolve(token.value), {
+        onFailure: (error) =>
+          error._tag === "StoreError"
+            ? anonymousOnOutage
+              ? Effect.zipRight(
+                Effect.logWarning("session store unavailable; serving the request as anonymous", error),
+                next(noSession)
+              )
+              : Effect.zipRight(Effect.logError("session store unavailable; answering 503", error), outage(error))
+            // The client holds a token that will never work again: tell it to drop it. A handler that
+            // issues a new session later in this request registers its write after this, so the new
+            // token wins.
+            : Effect.zipRight(clearToken(transport), next(noSession)),
+        onSuccess: ({ session, token }) =>
+          token === undefined
+            ? next(Option.some(session))
+            : Effect.zipRight(writeToken(transport, token, session.expiresAt.epochMillis), next(Option.some(session)))
+      })
+    })
+
+  const load: SessionHttp<Self, A>["load"] = withSession(Effect.succeed, Effect.fail)
 
   const middleware = <E, R>(
     app: HttpApp.Default<E, R>
   ): HttpApp.Default<E, Exclude<R, CurrentSession<Self>> | Self | Transport> =>
-    Effect.matchEffect(load, {
+    withSession(
+      (session) => Effect.provideService(app, tag.Current, session),
       // the StoreError's own response (503, Retry-After), the same one a handler's StoreError gets
-      onFailure: (error) => error[HttpServerRespondable.symbol](),
-      onSuccess: (session) => Effect.provideService(app, tag.Current, session)
-    })
+      (error) => error[HttpServerRespondable.symbol]()
+    )
 
   const current = tag.Current
   const require = Effect.flatMap(

@@ -22,13 +22,21 @@ import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import { identity } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import { Cluster, type ClusterNode, type ClusterOptions, Redis, type RedisOptions } from "ioredis"
-import { decodeEntry, encodeEntry, type Key, type Listed, make as makeStore, Store, StoreError } from "../Store.js"
+import {
+  decodeEntry,
+  encodeEntry,
+  type Entry,
+  type Key,
+  type Listed,
+  make as makeStore,
+  Store,
+  StoreError
+} from "../Store.js"
 import type { StoreService } from "../Store.js"
 
 // -----------------------------------------------------------------------------
@@ -235,13 +243,20 @@ export const make = (client: Redis | Cluster, options: Options = {}): StoreServi
     Effect.tryPromise({ try: evaluate, catch: toStoreError(operation) })
 
   return makeStore({
+    // The read of every request: one GET, resumed straight with its answer.
     fetch: (key) =>
-      Effect.tryPromise({ try: () => redis.get(sessionKey(key)), catch: identity }).pipe(
-        Effect.matchEffect({
-          onFailure: (cause) => isWrongType(cause) ? Effect.succeedNone : Effect.fail(toStoreError("GET")(cause)),
-          onSuccess: (raw) => Effect.succeed(raw === null ? Option.none() : Option.fromNullable(decodeEntry(raw)))
-        })
-      ),
+      Effect.async<Option.Option<Entry>, StoreError>((resume) => {
+        const failed = (cause: unknown) =>
+          resume(isWrongType(cause) ? Effect.succeedNone : Effect.fail(toStoreError("GET")(cause)))
+        try {
+          redis.get(sessionKey(key)).then(
+            (raw) => resume(Effect.succeed(raw === null ? Option.none() : Option.fromNullable(decodeEntry(raw)))),
+            failed
+          )
+        } catch (cause) {
+          failed(cause)
+        }
+      }),
     save: (key, entry, mode) =>
       Effect.map(
         run("save", () =>
