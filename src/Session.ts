@@ -499,40 +499,36 @@ const storeOperations = ["fetch", "save", "delete", "list", "deleteUser"] as con
 
 const noTags: ReadonlyArray<never> = []
 
+type StoreOperation = typeof storeOperations[number]
+
+const byOperation = <X>(f: (op: StoreOperation) => X) =>
+  Object.fromEntries(storeOperations.map((op) => [op, f(op)])) as Record<StoreOperation, X>
+
+const latencyLabels = byOperation((op) => [
+  MetricLabel.make("time_unit", "milliseconds"),
+  MetricLabel.make("operation", op)
+])
+const errorLabels = byOperation((op) => labels("operation", op))
+
 const instrument = (store: StoreService): StoreService => {
-  const latencyLabels = Object.fromEntries(
-    storeOperations.map((
-      op
-    ) => [op, [MetricLabel.make("time_unit", "milliseconds"), MetricLabel.make("operation", op)]])
-  )
-  const errorLabels = Object.fromEntries(storeOperations.map((op) => [op, labels("operation", op)]))
   // A duration, not a time of day: measured with the monotonic clock even under TestClock. Failures are
   // timed too: a timeout is exactly the latency worth seeing.
-  const observe = <A>(op: typeof storeOperations[number], effect: Effect.Effect<A, StoreError>) =>
+  const observe = <A>(op: StoreOperation, effect: Effect.Effect<A, StoreError>) =>
     Effect.suspend(() => {
       const start = performance.now()
       return Effect.onExit(effect, (exit) => {
-        storeLatencyHistogram.unsafeUpdate(performance.now() - start, latencyLabels[op]!)
-        if (exit._tag === "Failure") metrics.storeErrors.unsafeUpdate(1, errorLabels[op]!)
+        storeLatencyHistogram.unsafeUpdate(performance.now() - start, latencyLabels[op])
+        if (exit._tag === "Failure") metrics.storeErrors.unsafeUpdate(1, errorLabels[op])
         return Effect.void
       })
     })
   return {
-    fetch: (key) => observe("fetch", store.fetch(key)),
+    fetch: (key, known) => observe("fetch", store.fetch(key, known)),
     save: (key, entry, mode) => observe("save", store.save(key, entry, mode)),
     delete: (key) => observe("delete", store.delete(key)),
     list: (user, now) => observe("list", store.list(user, now)),
     deleteUser: (user, except) => observe("deleteUser", store.deleteUser(user, except))
   }
-}
-
-// A token whose signature verified: its session id (raw and `Redacted`), the key that verified it, and
-// the session's store key.
-interface Checked {
-  readonly id: Redacted.Redacted<string>
-  readonly raw: string
-  readonly keyIndex: number
-  readonly key: Key
 }
 
 const notFound = new NotFound()
@@ -562,7 +558,8 @@ export const make = <A, I>(
 ): Effect.Effect<Sessions<A>, InvalidOptions, Store | Auth> =>
   Effect.gen(function*() {
     const observe = options.metrics ?? true
-    const store = observe ? instrument(yield* Store) : yield* Store
+    const backend = yield* Store
+    const store = observe ? instrument(backend) : backend
     const count = (metric: Metric.Metric.Counter<number>) => observe ? Metric.increment(metric) : Effect.void
     const auth = yield* Auth
     const ttl = Duration.decode(options.ttl ?? defaultTtl)
@@ -738,6 +735,17 @@ export const make = <A, I>(
     // key). Only verified tokens get in, so a forger pays the full check on every guess and cannot fill
     // the map; it is bounded (the oldest entry leaves first). Validity is untouched: every read still
     // asks the store, so a cleared, revoked or expired session is refused at once.
+    // A token whose signature verified: its session id (raw and `Redacted`), the key that verified it,
+    // the session's store key, and the last entry read for it with the session made from it (reused
+    // while the store answers that same entry: no decode, no new object).
+    interface Checked {
+      readonly id: Redacted.Redacted<string>
+      readonly raw: string
+      readonly keyIndex: number
+      readonly key: Key
+      entry: Entry | undefined
+      session: Session<A> | undefined
+    }
     const verifiedTokens = new Map<string, Checked>()
     const check = (token: string): Checked | BadSignature | NotFound => {
       const cached = verifiedTokens.get(token)
@@ -750,7 +758,14 @@ export const make = <A, I>(
       const raw = own.slice(0, verified.right.id.length)
       const key = storeKey(raw)
       if (key === undefined) return notFound
-      const result: Checked = { id: Redacted.make(raw), raw, keyIndex: verified.right.keyIndex, key }
+      const result: Checked = {
+        id: Redacted.make(raw),
+        raw,
+        keyIndex: verified.right.keyIndex,
+        key,
+        entry: undefined,
+        session: undefined
+      }
       if (verifiedTokenCache > 0) {
         if (verifiedTokens.size >= verifiedTokenCache) verifiedTokens.delete(verifiedTokens.keys().next().value!)
         verifiedTokens.set(own, result)
@@ -771,11 +786,6 @@ export const make = <A, I>(
       const span = fiber.currentSpan
       if (span !== undefined && span._tag === "Span") span.attribute("session.result", outcome)
     }
-    const refuse = (error: Rejected) =>
-      Effect.withFiberRuntime<never, Rejected>((fiber) => {
-        account(fiber, error._tag)
-        return Effect.fail(error)
-      })
     // For the reads that write (renewal, rolling expiry): the outcome is known once the write is done.
     const settle = <X>(effect: Effect.Effect<X, Rejected | StoreError>) =>
       Effect.onExit(effect, (exit) =>
@@ -796,60 +806,87 @@ export const make = <A, I>(
     )
 
     // The hot path, written as plain code around the one store round trip: check the signature (or find
-    // it checked), fetch, then every check synchronously, with the time read from the fiber's `Clock`.
-    // Effects are built only where something is written.
-    const read = (token: string, renew: boolean): Effect.Effect<Resolved<A>, Rejected | StoreError> => {
-      const checked = check(token)
-      if (isRejected(checked)) return traced(refuse(checked), renew)
-      const { id, key, keyIndex, raw } = checked
-      const resolved = Effect.matchEffect(store.fetch(key), {
-        onFailure: (error) =>
-          Effect.withFiberRuntime<never, StoreError>((fiber) => {
-            account(fiber, "StoreError")
-            return Effect.fail(error)
-          }),
-        onSuccess: (stored) =>
-          Effect.withFiberRuntime<Resolved<A>, Rejected | StoreError>((fiber) => {
-            const now = Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis()
-            if (Option.isNone(stored)) {
-              account(fiber, "NotFound")
-              return Effect.fail(notFound)
+    // it checked), fetch (timed here rather than by `instrument`), then every check synchronously, with
+    // the time read from the fiber's `Clock`. The fetch's continuation runs on the same fiber, so it uses
+    // the fiber it was given. Effects are built only where something is written.
+    const read = (token: string, renew: boolean): Effect.Effect<Resolved<A>, Rejected | StoreError> =>
+      traced(
+        Effect.withFiberRuntime((fiber) => {
+          const checked = check(token)
+          if (isRejected(checked)) {
+            account(fiber, checked._tag)
+            return Effect.fail(checked)
+          }
+          const start = observe ? performance.now() : 0
+          return Effect.matchEffect(backend.fetch(checked.key, checked.entry), {
+            onFailure: (error) => {
+              if (observe) {
+                storeLatencyHistogram.unsafeUpdate(performance.now() - start, latencyLabels.fetch)
+                metrics.storeErrors.unsafeUpdate(1, errorLabels.fetch)
+              }
+              account(fiber, "StoreError")
+              return Effect.fail(error)
+            },
+            onSuccess: (stored) => {
+              if (observe) storeLatencyHistogram.unsafeUpdate(performance.now() - start, latencyLabels.fetch)
+              return validate(fiber, checked, stored, renew)
             }
-            const entry = stored.value
-            if (isDead(entry, now)) {
-              account(fiber, "Expired")
-              return Effect.fail(expired)
-            }
-            const data = decode(entry.data)
-            if (Either.isLeft(data)) {
-              account(fiber, "NotFound")
-              return decodeFailed
-            }
-            const session = toSession(id, key, entry, data.right)
-            if (entry.retired) {
-              account(fiber, "valid")
-              return Effect.succeed({ session, token: undefined })
-            }
-            if (renew && renewal !== undefined && now - entry.renewedAt >= renewal) {
-              return settle(
-                rotate(session).pipe(
-                  // A concurrent request renewed it first: this one is served by the old id's grace, if any.
-                  Effect.catchTag("Conflict", "NotFound", () => Effect.succeed({ session, token: undefined }))
-                )
-              )
-            }
-            const touched = touch(session, entry, now)
-            if (touched !== undefined) {
-              return settle(Effect.map(touched, (written) =>
-                written === undefined
-                  ? { session, token: keyIndex === 0 ? undefined : auth.sign(raw) }
-                  : { session: written, token: auth.sign(raw) }))
-            }
-            account(fiber, "valid")
-            return Effect.succeed({ session, token: keyIndex === 0 ? undefined : auth.sign(raw) })
           })
-      })
-      return traced(resolved, renew)
+        }),
+        renew
+      )
+
+    const validate = (
+      fiber: Fiber.RuntimeFiber<unknown, unknown>,
+      checked: Checked,
+      stored: Option.Option<Entry>,
+      renew: boolean
+    ): Effect.Effect<Resolved<A>, Rejected | StoreError> => {
+      const now = Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis()
+      if (Option.isNone(stored)) {
+        account(fiber, "NotFound")
+        return Effect.fail(notFound)
+      }
+      const entry = stored.value
+      if (isDead(entry, now)) {
+        account(fiber, "Expired")
+        return Effect.fail(expired)
+      }
+      let session = checked.entry === entry ? checked.session : undefined
+      if (session === undefined) {
+        const data = decode(entry.data)
+        if (Either.isLeft(data)) {
+          account(fiber, "NotFound")
+          return decodeFailed
+        }
+        session = toSession(checked.id, checked.key, entry, data.right)
+        checked.entry = entry
+        checked.session = session
+      }
+      if (entry.retired) {
+        account(fiber, "valid")
+        return Effect.succeed({ session, token: undefined })
+      }
+      if (renew && renewal !== undefined && now - entry.renewedAt >= renewal) {
+        const current = session
+        return settle(
+          rotate(session).pipe(
+            // A concurrent request renewed it first: this one is served by the old id's grace, if any.
+            Effect.catchTag("Conflict", "NotFound", () => Effect.succeed({ session: current, token: undefined }))
+          )
+        )
+      }
+      const resigned = checked.keyIndex === 0 ? undefined : auth.sign(checked.raw)
+      const touched = touch(session, entry, now)
+      if (touched !== undefined) {
+        const current = session
+        return settle(Effect.map(touched, (written) =>
+          written === undefined
+            ? { session: current, token: resigned }
+            : { session: written, token: resigned ?? auth.sign(checked.raw) }))
+      }
+      account(fiber, "valid")
+      return Effect.succeed({ session, token: resigned })
     }
 
     const resolve = (token: string) => read(token, true)

@@ -13,7 +13,10 @@
  *   (garbage written by someone else, a value from an incompatible version) are both `Option.none()`:
  *   answers, not failures. An entry may be returned after its `expiresAt` has passed (stores expire
  *   lazily); the `Sessions` service refuses it by the clock. Only a system failure (connection lost,
- *   timeout) is a `StoreError`.
+ *   timeout) is a `StoreError`. `known`, when given, is an entry this backend answered earlier for the
+ *   same key: the backend may answer that same object again when what it holds has not changed since,
+ *   so that the caller can reuse what it derived from it (the decoded data, the session object). It must
+ *   never answer `known` for a value that changed; ignoring `known` is always correct.
  * - `save(key, entry, mode)` is one atomic write that also sets the store-side expiry to
  *   `entry.expiresAt` and records the key under its user. With `"create"` it writes only if the key is
  *   absent. With `"update"` it writes only if the key is present and holds version `entry.version - 1`
@@ -109,7 +112,7 @@ export type SaveMode = "create" | "update"
  * @category models
  */
 export interface StoreService {
-  readonly fetch: (key: Key) => Effect.Effect<Option.Option<Entry>, StoreError>
+  readonly fetch: (key: Key, known?: Entry | undefined) => Effect.Effect<Option.Option<Entry>, StoreError>
   readonly save: (key: Key, entry: Entry, mode: SaveMode) => Effect.Effect<boolean, StoreError>
   readonly delete: (key: Key) => Effect.Effect<void, StoreError>
   readonly list: (user: string, now: number) => Effect.Effect<ReadonlyArray<Listed>, StoreError>

@@ -85,7 +85,13 @@ export const make = (options: Options = {}): Effect.Effect<MemoryStore, never, S
 
     return {
       ...makeStore({
-        fetch: (key) => Effect.sync(() => Option.map(Option.fromNullable(entries.get(flat(key))), (_) => _.entry)),
+        // An entry object is replaced, never changed, on every write: answering it as stored also answers
+        // `known` whenever nothing changed.
+        fetch: (key) =>
+          Effect.sync(() => {
+            const stored = entries.get(flat(key))
+            return stored === undefined ? Option.none() : Option.some(stored.entry)
+          }),
         save: (key, entry, mode) =>
           Effect.sync(() => {
             const id = flat(key)

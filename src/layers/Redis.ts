@@ -242,15 +242,26 @@ export const make = (client: Redis | Cluster, options: Options = {}): StoreServi
   const run = <A>(operation: string, evaluate: () => Promise<A>) =>
     Effect.tryPromise({ try: evaluate, catch: toStoreError(operation) })
 
+  // The value each entry was decoded from.
+  const decodedFrom = new WeakMap<Entry, string>()
+  const decoded = (raw: string, known: Entry | undefined): Option.Option<Entry> => {
+    if (known !== undefined && decodedFrom.get(known) === raw) return Option.some(known)
+    const entry = decodeEntry(raw)
+    if (entry === undefined) return Option.none()
+    decodedFrom.set(entry, raw)
+    return Option.some(entry)
+  }
+
   return makeStore({
-    // The read of every request: one GET, resumed straight with its answer.
-    fetch: (key) =>
+    // The read of every request: one GET, resumed straight with its answer. A value equal to the one
+    // `known` was decoded from answers `known` itself, without decoding it again.
+    fetch: (key, known) =>
       Effect.async<Option.Option<Entry>, StoreError>((resume) => {
         const failed = (cause: unknown) =>
           resume(isWrongType(cause) ? Effect.succeedNone : Effect.fail(toStoreError("GET")(cause)))
         try {
           redis.get(sessionKey(key)).then(
-            (raw) => resume(Effect.succeed(raw === null ? Option.none() : Option.fromNullable(decodeEntry(raw)))),
+            (raw) => resume(Effect.succeed(raw === null ? Option.none() : decoded(raw, known))),
             failed
           )
         } catch (cause) {

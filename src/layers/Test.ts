@@ -53,7 +53,7 @@ const layerStore = (options: Memory.Options | undefined): Layer.Layer<Store | Ou
     let isDown = false
     const guard = <A>(effect: Effect.Effect<A, StoreError>) => Effect.suspend(() => isDown ? Effect.fail(down) : effect)
     const store = Store.of({
-      fetch: (key) => guard(memory.fetch(key)),
+      fetch: (key, known) => guard(memory.fetch(key, known)),
       save: (key, entry, mode) => guard(memory.save(key, entry, mode)),
       delete: (key) => guard(memory.delete(key)),
       list: (user, now) => guard(memory.list(user, now)),

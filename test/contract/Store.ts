@@ -159,6 +159,29 @@ export const storeContract = (name: string, storeLayer: Layer.Layer<Store, unkno
           expect(yield* store.fetch(key)).toEqual(Option.some(entry))
         }))
 
+      test("fetch with a known entry answers it only while the stored value is unchanged", () =>
+        Effect.gen(function*() {
+          const store = yield* Store
+          const key = newKey()
+          const first = makeEntry()
+          expect(yield* store.save(key, first, "create")).toBe(true)
+          const read = Option.getOrThrow(yield* store.fetch(key))
+          // unchanged: the known entry, or an equal one
+          expect(yield* store.fetch(key, read)).toEqual(Option.some(first))
+          // an entry it never answered for this key is not a reason to answer it
+          const stranger = makeEntry()
+          expect(Option.getOrThrow(yield* store.fetch(key, stranger))).not.toBe(stranger)
+          // changed: never the known entry
+          const second = nextVersion(first, { data: { csrf: "changed" } })
+          expect(yield* store.save(key, second, "update")).toBe(true)
+          const after = Option.getOrThrow(yield* store.fetch(key, read))
+          expect(after).not.toBe(read)
+          expect(after).toEqual(second)
+          // deleted: none, whatever was known
+          yield* store.delete(key)
+          expect(yield* store.fetch(key, after)).toEqual(Option.none())
+        }))
+
       test("create refuses an existing key and leaves its entry unchanged", () =>
         Effect.gen(function*() {
           const store = yield* Store
