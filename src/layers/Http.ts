@@ -32,6 +32,8 @@ import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import type * as Fiber from "effect/Fiber"
+import * as FiberRef from "effect/FiberRef"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import type { Conflict, Expired, NotFound, Session, SessionsTag } from "../Session.js"
@@ -98,7 +100,9 @@ export interface SessionHttp<Self, A> {
    * Reads the request's session and provides it to `app` as the current session. Usable with
    * `HttpServer.serve(app, middleware)`, `HttpRouter.use(middleware)` or `app.pipe(middleware)`. When the
    * session's id is due for renewal, its expiry moved (rolling, idle) or an older key signed it, the new
-   * token goes out with the response.
+   * token goes out with the response. The session joins the request fiber's context (what `app` sees,
+   * and what runs after it in the same request) rather than being provided to `app` alone, which is
+   * cheaper and, since each request has its own fiber, never shows it to another request.
    */
   readonly middleware: <E, R>(
     app: HttpApp.Default<E, R>
@@ -180,51 +184,66 @@ export const make = <Self, A, I>(tag: SessionsTag<Self, A, I>, options: Options 
 
   // What the middleware does for one request, continued by `next` (with the session, or none) or by
   // `outage` (the store could not answer). Written as plain code around the one `resolve`: a request
-  // without a token costs a context lookup, one with a token one match on the result.
+  // without a token costs a context lookup, one with a token one match on the result. The continuations
+  // run on the fiber this starts on, which `next` is given.
   const withSession = <X, E, R>(
-    next: (session: Option.Option<Session<A>>) => Effect.Effect<X, E, R>,
+    next: (fiber: Fiber.RuntimeFiber<unknown, unknown>, session: Option.Option<Session<A>>) => Effect.Effect<X, E, R>,
     outage: (error: StoreError) => Effect.Effect<X, E, R>
-  ) =>
-    Effect.contextWithEffect((context: Context.Context<Self | Transport | HttpServerRequest.HttpServerRequest>) => {
+  ): Effect.Effect<X, E, R | Self | Transport | HttpServerRequest.HttpServerRequest> =>
+    Effect.withFiberRuntime((fiber) => {
+      const context = fiber.currentContext as Context.Context<Self | Transport | HttpServerRequest.HttpServerRequest>
       const transport = Context.get(context, Transport)
       const token = transport.read(Context.get(context, HttpServerRequest.HttpServerRequest))
-      if (Option.isNone(token)) return next(noSession)
+      if (Option.isNone(token)) return next(fiber, noSession)
       return Effect.matchEffect(Context.get(context, tag).resolve(token.value), {
         onFailure: (error) =>
           error._tag === "StoreError"
             ? anonymousOnOutage
               ? Effect.zipRight(
                 Effect.logWarning("session store unavailable; serving the request as anonymous", error),
-                next(noSession)
+                next(fiber, noSession)
               )
               : Effect.zipRight(Effect.logError("session store unavailable; answering 503", error), outage(error))
             // The client holds a token that will never work again: tell it to drop it. A handler that
             // issues a new session later in this request registers its write after this, so the new
             // token wins.
-            : Effect.zipRight(clearToken(transport), next(noSession)),
+            : Effect.zipRight(clearToken(transport), next(fiber, noSession)),
         onSuccess: ({ session, token }) =>
           token === undefined
-            ? next(Option.some(session))
-            : Effect.zipRight(writeToken(transport, token, session.expiresAt.epochMillis), next(Option.some(session)))
+            ? next(fiber, Option.some(session))
+            : Effect.zipRight(
+              writeToken(transport, token, session.expiresAt.epochMillis),
+              next(fiber, Option.some(session))
+            )
       })
     })
 
-  const load: SessionHttp<Self, A>["load"] = withSession(Effect.succeed, Effect.fail)
+  const load: SessionHttp<Self, A>["load"] = withSession((_, session) => Effect.succeed(session), Effect.fail)
 
   const middleware = <E, R>(
     app: HttpApp.Default<E, R>
   ): HttpApp.Default<E, Exclude<R, CurrentSession<Self>> | Self | Transport> =>
     withSession(
-      (session) => Effect.provideService(app, tag.Current, session),
+      (fiber, session) => {
+        // The request's fiber ends with its response, so the session joins the fiber's context for the
+        // rest of it instead of being provided around `app` and taken back after: `Effect.provideService`
+        // wraps `app` in an acquire/use/release that cost as much as the whole session lookup
+        // (bench/RESULTS.md, "The request path in-process"). Routers and `HttpLayerRouter` restore their
+        // own context around what they run, so the session never reaches another request's code.
+        return Effect.zipRight(
+          FiberRef.set(FiberRef.currentContext, Context.add(fiber.currentContext, tag.Current, session)),
+          app as HttpApp.Default<E, Exclude<R, CurrentSession<Self>>>
+        )
+      },
       // the StoreError's own response (503, Retry-After), the same one a handler's StoreError gets
       (error) => error[HttpServerRespondable.symbol]()
     )
 
   const current = tag.Current
-  const require = Effect.flatMap(
-    tag.Current,
-    Option.match({ onNone: () => Effect.fail(unauthorized), onSome: Effect.succeed })
-  )
+  const require = Effect.contextWithEffect((context: Context.Context<CurrentSession<Self>>) => {
+    const session = Context.get(context, tag.Current)
+    return Option.isSome(session) ? Effect.succeed(session.value) : Effect.fail(unauthorized)
+  })
 
   const issue = (userId: string, data: A) =>
     Effect.gen(function*() {

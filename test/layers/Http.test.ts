@@ -74,6 +74,21 @@ describe("HTTP middleware", () => {
         expect(setCookies(optional)).toEqual([])
       }))
 
+    it.effect("concurrent requests each see their own session, or none, never another request's", () =>
+      Effect.gen(function*() {
+        const cookie = yield* login
+        const answers = yield* Effect.forEach(
+          Array.from({ length: 40 }, (_, i) => i % 2 === 0),
+          (withCookie) =>
+            Effect.flatMap(
+              get("/optional", withCookie ? { cookie } : {}),
+              (response) => Effect.map(response.text, (body) => ({ withCookie, body }))
+            ),
+          { concurrency: "unbounded" }
+        )
+        for (const { body, withCookie } of answers) expect(body).toBe(withCookie ? "u1" : "anonymous")
+      }))
+
     it.effect("issues a cookie with the session attributes and accepts it back", () =>
       Effect.gen(function*() {
         const response = yield* get("/login")
