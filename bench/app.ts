@@ -8,12 +8,16 @@
  *   nothing will read, so both modes receive the same request bytes.
  * - `GET /check` — `session` mode: 200 `u1` for a valid session (the session middleware and `require`),
  *   401 otherwise. `base` mode: 200 `u1` without reading anything.
+ * - `floor` mode: the `session` routes behind {@link constantSession} instead of the session middleware.
  * - `GET /span` — `span` or `none`: whether the request runs inside a span, so the harness can check
  *   that a disabled tracer really is. Never measured.
  */
+import type * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
@@ -30,6 +34,22 @@ export class BenchSession extends Session.Tag<BenchSession>()("bench/BenchSessio
 }) {}
 
 export const BenchHttp = SessionHttp.make(BenchSession)
+
+/**
+ * The floor of any session middleware: no cookie read, no lookup; `session` is added to every request's
+ * context the way `BenchHttp.middleware` adds the one it found. With the same routes (`require`), what it
+ * costs over `base` is what the structure costs by itself.
+ */
+export const constantSession = (session: Session.Session<{ readonly csrf: string }>) => {
+  const some = Option.some(session)
+  return <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, Exclude<R, Session.CurrentSession<BenchSession>>> =>
+    Effect.withFiberRuntime((fiber) =>
+      Effect.zipRight(
+        FiberRef.set(FiberRef.currentContext, Context.add(fiber.currentContext, BenchSession.Current, some)),
+        app as HttpApp.Default<E, Exclude<R, Session.CurrentSession<BenchSession>>>
+      )
+    )
+}
 
 const spanRoute = HttpRouter.get(
   "/span",

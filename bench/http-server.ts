@@ -6,6 +6,10 @@
  * npm run -s bench:server -- --port 4000 --mode session --store redis --redis-url redis://127.0.0.1:6379 --tracer on
  * ```
  *
+ * `--mode floor` serves the `session` routes behind `constantSession` (bench/app.ts): one session issued at
+ * startup is added to every request's context, nothing is read. It measures what the structure of a
+ * session middleware costs by itself.
+ *
  * `--tracer off` applies `HttpMiddleware.withTracerDisabledWhen(() => true)` to the served layer, so the
  * per-request span of `HttpServer.serve` is not created; `on` (the default) leaves Effect's default
  * tracer as an application gets it. No HTTP logger is installed (`HttpMiddleware.logger` is opt-in, and
@@ -22,9 +26,10 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Http from "node:http"
 import { parseArgs } from "node:util"
-import { baseRouter, BenchHttp, sessionRouter, sessionsLayer } from "./app.js"
+import * as Auth from "../src/Auth.js"
+import { baseRouter, BenchHttp, BenchSession, constantSession, sessionRouter, sessionsLayer } from "./app.js"
 
-const usage = "usage: http-server.ts --port <n> --mode base|session --store memory|redis [--redis-url <url>] " +
+const usage = "usage: http-server.ts --port <n> --mode base|session|floor --store memory|redis [--redis-url <url>] " +
   "[--tracer on|off]"
 
 const parse = () => {
@@ -40,7 +45,9 @@ const parse = () => {
   const port = Number(values.port)
   const { mode, store, tracer } = values
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port is required\n${usage}`)
-  if (mode !== "base" && mode !== "session") throw new Error(`--mode must be base or session\n${usage}`)
+  if (mode !== "base" && mode !== "session" && mode !== "floor") {
+    throw new Error(`--mode must be base, session or floor\n${usage}`)
+  }
   if (store !== "memory" && store !== "redis") throw new Error(`--store must be memory or redis\n${usage}`)
   if (tracer !== "on" && tracer !== "off") throw new Error(`--tracer must be on or off\n${usage}`)
   // No default: the benchmark must never write to a Redis nobody named.
@@ -59,8 +66,17 @@ const options = parse()
 // The process's CPU time so far (µs, user and system), read by the harness before and after a measured run.
 const cpu = HttpRouter.get("/cpu", Effect.sync(() => HttpServerResponse.unsafeJson(process.cpuUsage())))
 
+const floor = Layer.unwrapEffect(
+  Effect.map(
+    Effect.flatMap(BenchSession, (sessions) => sessions.issue("u1", { csrf: Auth.randomId(16) })),
+    ({ session }) => HttpServer.serve(sessionRouter.pipe(cpu), constantSession(session))
+  )
+)
+
 const served = options.mode === "base"
   ? HttpServer.serve(baseRouter.pipe(cpu))
+  : options.mode === "floor"
+  ? floor.pipe(Layer.provide(sessionsLayer(options.store)))
   : HttpServer.serve(sessionRouter.pipe(cpu), BenchHttp.middleware).pipe(Layer.provide(sessionsLayer(options.store)))
 
 served.pipe(
