@@ -184,6 +184,38 @@ export interface Sessions<A> {
   readonly clearOthers: (session: Session<A>) => Effect.Effect<number, StoreError>
   /** The token of a session, signed with the current (first) key. */
   readonly token: (session: Session<A>) => string
+  /** @internal `resolve` on the caller's fiber, continued in place (the HTTP layer's fast path). */
+  readonly [ResolveWith]?: ResolveWith<A> | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category internal
+ */
+export const ResolveWith: unique symbol = Symbol.for("effect-sessions/Session/ResolveWith")
+
+/**
+ * `resolve` run on the caller's fiber and continued by `k`, with no step of its own to match on the
+ * result. Internal to this package: the HTTP middleware uses it when the service offers it.
+ *
+ * @since 0.1.0
+ * @category internal
+ */
+export type ResolveWith<A> = <X, E, R>(
+  fiber: Fiber.RuntimeFiber<unknown, unknown>,
+  token: string,
+  k: ReadContinuation<A, X, E, R>
+) => Effect.Effect<X, E, R>
+
+/**
+ * How a read goes on: with the resolved session, or with why there is none.
+ *
+ * @since 0.1.0
+ * @category internal
+ */
+export interface ReadContinuation<A, X, E, R> {
+  readonly valid: (resolved: Resolved<A>) => Effect.Effect<X, E, R>
+  readonly refused: (error: Rejected | StoreError) => Effect.Effect<X, E, R>
 }
 
 /**
@@ -800,64 +832,66 @@ export const make = <A, I>(
     const traced = <X>(effect: Effect.Effect<X, Rejected | StoreError>, renew: boolean) =>
       options.traceReads === true ? Effect.withSpan(effect, renew ? "Sessions.resolve" : "Sessions.get") : effect
 
-    const decodeFailed = Effect.zipRight(
-      Effect.logWarning("session data does not decode with the session schema; treated as no session"),
-      Effect.fail(notFound)
+    const decodeFailed = Effect.logWarning(
+      "session data does not decode with the session schema; treated as no session"
     )
 
     // The hot path, written as plain code around the one store round trip: check the signature (or find
     // it checked), fetch (timed here rather than by `instrument`), then every check synchronously, with
-    // the time read from the fiber's `Clock`. The fetch's continuation runs on the same fiber, so it uses
-    // the fiber it was given. Effects are built only where something is written.
-    const read = (token: string, renew: boolean): Effect.Effect<Resolved<A>, Rejected | StoreError> =>
-      traced(
-        Effect.withFiberRuntime((fiber) => {
-          const checked = check(token)
-          if (isRejected(checked)) {
-            account(fiber, checked._tag)
-            return Effect.fail(checked)
+    // the time read from the fiber's `Clock`. It runs on `fiber` and ends in one of `k`'s continuations,
+    // so that a caller (the HTTP layer) goes on without another step to match on the result. Effects are
+    // built only where something is written.
+    const readWith = <X, E, R>(
+      fiber: Fiber.RuntimeFiber<unknown, unknown>,
+      token: string,
+      renew: boolean,
+      k: ReadContinuation<A, X, E, R>
+    ): Effect.Effect<X, E, R> => {
+      const checked = check(token)
+      if (isRejected(checked)) {
+        account(fiber, checked._tag)
+        return k.refused(checked)
+      }
+      const start = observe ? performance.now() : 0
+      return Effect.matchEffect(backend.fetch(checked.key, checked.entry), {
+        onFailure: (error) => {
+          if (observe) {
+            storeLatencyHistogram.unsafeUpdate(performance.now() - start, latencyLabels.fetch)
+            metrics.storeErrors.unsafeUpdate(1, errorLabels.fetch)
           }
-          const start = observe ? performance.now() : 0
-          return Effect.matchEffect(backend.fetch(checked.key, checked.entry), {
-            onFailure: (error) => {
-              if (observe) {
-                storeLatencyHistogram.unsafeUpdate(performance.now() - start, latencyLabels.fetch)
-                metrics.storeErrors.unsafeUpdate(1, errorLabels.fetch)
-              }
-              account(fiber, "StoreError")
-              return Effect.fail(error)
-            },
-            onSuccess: (stored) => {
-              if (observe) storeLatencyHistogram.unsafeUpdate(performance.now() - start, latencyLabels.fetch)
-              return validate(fiber, checked, stored, renew)
-            }
-          })
-        }),
-        renew
-      )
+          account(fiber, "StoreError")
+          return k.refused(error)
+        },
+        onSuccess: (stored) => {
+          if (observe) storeLatencyHistogram.unsafeUpdate(performance.now() - start, latencyLabels.fetch)
+          return validate(fiber, checked, stored, renew, k)
+        }
+      })
+    }
 
-    const validate = (
+    const validate = <X, E, R>(
       fiber: Fiber.RuntimeFiber<unknown, unknown>,
       checked: Checked,
       stored: Option.Option<Entry>,
-      renew: boolean
-    ): Effect.Effect<Resolved<A>, Rejected | StoreError> => {
+      renew: boolean,
+      k: ReadContinuation<A, X, E, R>
+    ): Effect.Effect<X, E, R> => {
       const now = Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis()
       if (Option.isNone(stored)) {
         account(fiber, "NotFound")
-        return Effect.fail(notFound)
+        return k.refused(notFound)
       }
       const entry = stored.value
       if (isDead(entry, now)) {
         account(fiber, "Expired")
-        return Effect.fail(expired)
+        return k.refused(expired)
       }
       let session = checked.entry === entry ? checked.session : undefined
       if (session === undefined) {
         const data = decode(entry.data)
         if (Either.isLeft(data)) {
           account(fiber, "NotFound")
-          return decodeFailed
+          return Effect.zipRight(decodeFailed, k.refused(notFound))
         }
         session = toSession(checked.id, checked.key, entry, data.right)
         checked.entry = entry
@@ -865,29 +899,43 @@ export const make = <A, I>(
       }
       if (entry.retired) {
         account(fiber, "valid")
-        return Effect.succeed({ session, token: undefined })
+        return k.valid({ session, token: undefined })
       }
       if (renew && renewal !== undefined && now - entry.renewedAt >= renewal) {
         const current = session
-        return settle(
-          rotate(session).pipe(
-            // A concurrent request renewed it first: this one is served by the old id's grace, if any.
-            Effect.catchTag("Conflict", "NotFound", () => Effect.succeed({ session: current, token: undefined }))
-          )
+        return Effect.matchEffect(
+          settle(
+            rotate(session).pipe(
+              // A concurrent request renewed it first: this one is served by the old id's grace, if any.
+              Effect.catchTag("Conflict", "NotFound", () => Effect.succeed({ session: current, token: undefined }))
+            )
+          ),
+          { onFailure: k.refused, onSuccess: k.valid }
         )
       }
       const resigned = checked.keyIndex === 0 ? undefined : auth.sign(checked.raw)
       const touched = touch(session, entry, now)
       if (touched !== undefined) {
         const current = session
-        return settle(Effect.map(touched, (written) =>
-          written === undefined
-            ? { session: current, token: resigned }
-            : { session: written, token: resigned ?? auth.sign(checked.raw) }))
+        return Effect.matchEffect(
+          settle(Effect.map(touched, (written) =>
+            written === undefined
+              ? { session: current, token: resigned }
+              : { session: written, token: resigned ?? auth.sign(checked.raw) })),
+          { onFailure: k.refused, onSuccess: k.valid }
+        )
       }
       account(fiber, "valid")
-      return Effect.succeed({ session, token: resigned })
+      return k.valid({ session, token: resigned })
     }
+
+    const asEffect: ReadContinuation<A, Resolved<A>, Rejected | StoreError, never> = {
+      valid: Effect.succeed,
+      refused: Effect.fail
+    }
+
+    const read = (token: string, renew: boolean): Effect.Effect<Resolved<A>, Rejected | StoreError> =>
+      traced(Effect.withFiberRuntime((fiber) => readWith(fiber, token, renew, asEffect)), renew)
 
     const resolve = (token: string) => read(token, true)
 
@@ -962,7 +1010,11 @@ export const make = <A, I>(
       revoke,
       clearAll,
       clearOthers,
-      token: (session) => auth.sign(Redacted.value(session.id))
+      token: (session) => auth.sign(Redacted.value(session.id)),
+      // With `traceReads` a read opens its own span, which only `resolve` does.
+      [ResolveWith]: options.traceReads === true
+        ? undefined
+        : (fiber, token, k) => readWith(fiber, token, true, k)
     }
   })
 

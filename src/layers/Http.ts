@@ -36,7 +36,8 @@ import type * as Fiber from "effect/Fiber"
 import * as FiberRef from "effect/FiberRef"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
-import type { Conflict, Expired, NotFound, Session, SessionsTag } from "../Session.js"
+import type { Conflict, Expired, NotFound, ReadContinuation, Session, SessionsTag } from "../Session.js"
+import { ResolveWith } from "../Session.js"
 import type { CurrentSession } from "../Session.js"
 import type { StoreError } from "../Store.js"
 import { Transport } from "../Transport.js"
@@ -195,8 +196,15 @@ export const make = <Self, A, I>(tag: SessionsTag<Self, A, I>, options: Options 
       const transport = Context.get(context, Transport)
       const token = transport.read(Context.get(context, HttpServerRequest.HttpServerRequest))
       if (Option.isNone(token)) return next(fiber, noSession)
-      return Effect.matchEffect(Context.get(context, tag).resolve(token.value), {
-        onFailure: (error) =>
+      const k: ReadContinuation<A, X, E, R> = {
+        valid: ({ session, token }) =>
+          token === undefined
+            ? next(fiber, Option.some(session))
+            : Effect.zipRight(
+              writeToken(transport, token, session.expiresAt.epochMillis),
+              next(fiber, Option.some(session))
+            ),
+        refused: (error) =>
           error._tag === "StoreError"
             ? anonymousOnOutage
               ? Effect.zipRight(
@@ -207,15 +215,13 @@ export const make = <Self, A, I>(tag: SessionsTag<Self, A, I>, options: Options 
             // The client holds a token that will never work again: tell it to drop it. A handler that
             // issues a new session later in this request registers its write after this, so the new
             // token wins.
-            : Effect.zipRight(clearToken(transport), next(fiber, noSession)),
-        onSuccess: ({ session, token }) =>
-          token === undefined
-            ? next(fiber, Option.some(session))
-            : Effect.zipRight(
-              writeToken(transport, token, session.expiresAt.epochMillis),
-              next(fiber, Option.some(session))
-            )
-      })
+            : Effect.zipRight(clearToken(transport), next(fiber, noSession))
+      }
+      const sessions = Context.get(context, tag)
+      const resolveWith = sessions[ResolveWith]
+      return resolveWith !== undefined
+        ? resolveWith(fiber, token.value, k)
+        : Effect.matchEffect(sessions.resolve(token.value), { onFailure: k.refused, onSuccess: k.valid })
     })
 
   const load: SessionHttp<Self, A>["load"] = withSession((_, session) => Effect.succeed(session), Effect.fail)

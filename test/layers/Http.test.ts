@@ -5,7 +5,7 @@ import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServer from "@effect/platform/HttpServer"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { describe, expect, layer } from "@effect/vitest"
-import { Effect, Layer, Option, Schema } from "effect"
+import { Context, Effect, Layer, Option, Schema } from "effect"
 import * as SessionHttp from "../../src/layers/Http.js"
 import * as SessionsTest from "../../src/layers/Test.js"
 import * as Session from "../../src/Session.js"
@@ -173,6 +173,40 @@ describe("HTTP middleware", () => {
         }
         const after = yield* get("/me", { cookie })
         expect(after.status).toBe(200)
+      }))
+  })
+
+  // A sessions service without the internal fast path the middleware prefers (a service written or
+  // wrapped by hand): the middleware falls back to `resolve` and behaves the same.
+  const withoutFastPath = Layer.effectContext(
+    Effect.map(Effect.context<AppSession | SessionsTest.Outage | Transport.Transport>(), (context) => {
+      const { [Session.ResolveWith]: _, ...sessions } = Context.get(context, AppSession)
+      return Context.add(context, AppSession, sessions)
+    })
+  ).pipe(Layer.provide(SessionsTest.layer(AppSession, { ttl: "1 hour" })))
+
+  layer(
+    HttpServer.serve(router, AppHttp.middleware).pipe(
+      Layer.provideMerge(NodeHttpServer.layerTest),
+      Layer.provideMerge(withoutFastPath)
+    )
+  )("a sessions service without the fast path", (it) => {
+    it.effect("serves, refuses, clears and answers 503 exactly as with it", () =>
+      Effect.gen(function*() {
+        expect(Session.ResolveWith in (yield* AppSession)).toBe(false)
+        const cookie = yield* login
+        const me = yield* get("/me", { cookie })
+        expect(me.status).toBe(200)
+        expect(yield* me.text).toBe("u1")
+        const forged = yield* get("/me", { cookie: cookie.slice(0, -1) + (cookie.endsWith("A") ? "B" : "A") })
+        expect(forged.status).toBe(401)
+        expect(sessionCookie(forged)).toMatch(/^session=;/)
+        const outage = yield* SessionsTest.Outage
+        yield* outage.start
+        const during = yield* get("/me", { cookie }).pipe(Effect.ensuring(outage.end))
+        expect(during.status).toBe(503)
+        expect((yield* get("/logout", { cookie })).status).toBe(200)
+        expect((yield* get("/me", { cookie })).status).toBe(401)
       }))
   })
 
