@@ -4,22 +4,22 @@
  * `redis` section belongs to `npm run bench:redis`) and the profile to bench/PROFILE.md.
  *
  * ```sh
- * npm run bench                        # everything, about 7 minutes
+ * npm run bench                        # everything, about 12 minutes
  * npm run bench -- http                # only some steps: micro, http, profile
  * BENCH_ROUNDS=1 BENCH_SECONDS=3 BENCH_WARMUP=1 BENCH_MICRO_ROUNDS=1 BENCH_PROFILE_SECONDS=3 npm run bench
  * ```
  *
  * | variable                | meaning                                              | default |
  * | ----------------------- | ---------------------------------------------------- | ------- |
- * | `BENCH_ROUNDS`          | HTTP rounds (each runs the 6 configurations)         | 3       |
+ * | `BENCH_ROUNDS`          | HTTP rounds (each runs the 7 configurations)         | 5       |
  * | `BENCH_SECONDS`         | measured seconds per HTTP run                        | 10      |
  * | `BENCH_WARMUP`          | warm-up seconds before each HTTP run                 | 2       |
  * | `BENCH_CONNECTIONS`     | autocannon connections                               | 50      |
  * | `BENCH_MICRO_ROUNDS`    | rounds of the micro benchmarks                       | 5       |
  * | `BENCH_MICRO_SECONDS`   | seconds per micro benchmark per round                | 1       |
- * | `BENCH_SERVER`          | `tsx`, or `compiled`: HTTP runs serve TypeScript's output with plain node | tsx |
+ * | `BENCH_SERVER`          | `compiled`: HTTP runs serve TypeScript's output with plain node, as an application runs the published package; or `tsx` | compiled |
  * | `BENCH_PROFILE_SECONDS` | profiled seconds per server                          | 8       |
- * | `BENCH_DEADLINE`        | the whole run is stopped (children too) after this   | 8 minutes |
+ * | `BENCH_DEADLINE`        | the whole run is stopped (children too) after this   | 16 minutes |
  *
  * It starts its own `redis-server` (from PATH, on a free 127.0.0.1 port, no persistence) and one server
  * process per HTTP run, and stops all of them whatever happens; it never touches another Redis.
@@ -43,18 +43,18 @@ const packages = ["effect", "@effect/platform", "@effect/platform-node", "ioredi
 
 const settings = Config.all({
   http: Config.all({
-    rounds: Config.withDefault(Config.integer("BENCH_ROUNDS"), 3),
+    rounds: Config.withDefault(Config.integer("BENCH_ROUNDS"), 5),
     seconds: Config.withDefault(Config.number("BENCH_SECONDS"), 10),
     warmup: Config.withDefault(Config.number("BENCH_WARMUP"), 2),
     connections: Config.withDefault(Config.integer("BENCH_CONNECTIONS"), 50)
   }),
-  server: Config.withDefault(Config.literal("tsx", "compiled")("BENCH_SERVER"), "tsx"),
+  server: Config.withDefault(Config.literal("tsx", "compiled")("BENCH_SERVER"), "compiled"),
   micro: Config.all({
     rounds: Config.withDefault(Config.integer("BENCH_MICRO_ROUNDS"), 5),
     seconds: Config.withDefault(Config.number("BENCH_MICRO_SECONDS"), 1)
   }),
   profileSeconds: Config.withDefault(Config.number("BENCH_PROFILE_SECONDS"), 8),
-  deadline: Config.withDefault(Config.duration("BENCH_DEADLINE"), Duration.minutes(8))
+  deadline: Config.withDefault(Config.duration("BENCH_DEADLINE"), Duration.minutes(16))
 })
 
 /** The command as run, with the variables that were set, for the setup tables. */
