@@ -156,8 +156,14 @@ export interface Profiled {
 export const profiled: ReadonlyArray<Configuration> = [
   { id: "C", mode: "session", store: "redis", tracer: "on" },
   { id: "B", mode: "session", store: "memory", tracer: "on" },
-  { id: "A", mode: "base", store: "memory", tracer: "on" }
+  { id: "A", mode: "base", store: "memory", tracer: "on" },
+  { id: "G", mode: "floor", store: "memory", tracer: "on" }
 ]
+
+// Which profiles are compared: each session server against base, then the session servers against the
+// floor (what the lookup costs beyond the middleware's structure), then the floor against base (what
+// that structure costs by itself).
+const compared: ReadonlyArray<readonly [string, string]> = [["C", "A"], ["B", "A"], ["B", "G"], ["C", "G"], ["G", "A"]]
 
 const profileOne = (config: Configuration, redis: RedisServer, settings: Settings, compiled: string) =>
   Effect.gen(function*() {
@@ -288,8 +294,11 @@ ${
 `
     }`
   })
-  const base = results.find((r) => r.config.mode === "base")
-  const differentials = base === undefined ? [] : results.filter((r) => r.config.mode === "session").map((session) => {
+  const byId = (id: string) => results.find((r) => r.config.id === id)
+  const differentials = compared.flatMap(([sessionId, baseId]) => {
+    const session = byId(sessionId)
+    const base = byId(baseId)
+    if (session === undefined || base === undefined) return []
     const rows = (pick: (summary: Summary) => ReadonlyArray<readonly [string, number]>, limit: number) =>
       differential(session, base, pick).slice(0, limit).map(([key, d, b, a]) => [`\`${key}\``, us(d), us(b), us(a)])
     return `## ${label(session.config)} − ${label(base.config)}, µs of wall time per request
@@ -321,6 +330,11 @@ ticks of the main thread: time the process spent descheduled (two cores shared w
 and whatever else runs) lands on the frame it was in, mostly \`writev\` (the socket write). "µs per request"
 divides the samples' wall time by the responses in the window. The profiler slows the server down, so the
 request rates are not comparable with RESULTS.md; shares and differences are what count.
+
+Each session server is compared with base (what a session costs), then with the floor (\`--mode floor\`: the
+same routes behind a middleware that adds a constant session to the context; what the lookup costs beyond
+that structure), and the floor with base (what the structure costs by itself). In each table the column
+"base" is the server subtracted.
 
 ${setupTable(info, command)}
 
