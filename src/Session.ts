@@ -37,7 +37,7 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as Crypto from "node:crypto"
-import { Auth, BadSignature, randomId } from "./Auth.js"
+import { Auth, BadSignature, maxTokenLength, randomId } from "./Auth.js"
 import { type Entry, type Key, Store, StoreError, type StoreService } from "./Store.js"
 
 export {
@@ -253,7 +253,8 @@ export interface Options {
    * How many verified tokens each process remembers (their session id and store key), so that a token's
    * signature is checked once per process rather than on every request. Only tokens whose signature
    * verified are remembered, so forged tokens are checked every time and cannot fill it; validity is not
-   * cached (every read asks the store). About 0.5 KB per token. `0` turns it off. Default 10,000.
+   * cached (every read asks the store). About 0.5 KB per token, plus the last session read with it (its
+   * data included), which is reused while the store answers it unchanged. `0` turns it off. Default 10,000.
    */
   readonly verifiedTokenCache?: number | undefined
 }
@@ -780,7 +781,8 @@ export const make = <A, I>(
     }
     const verifiedTokens = new Map<string, Checked>()
     const check = (token: string): Checked | BadSignature | NotFound => {
-      const cached = verifiedTokens.get(token)
+      // Anything longer than a token can be is refused by `verify` without being hashed, here too.
+      const cached = typeof token === "string" && token.length <= maxTokenLength ? verifiedTokens.get(token) : undefined
       if (cached !== undefined) return cached
       const verified = auth.verify(token)
       if (Either.isLeft(verified)) return verified.left
