@@ -543,15 +543,20 @@ const latencyLabels = byOperation((op) => [
 ])
 const errorLabels = byOperation((op) => labels("operation", op))
 
+// Records a store operation that started at `start` (`performance.now()`): a duration, not a time of
+// day, so measured with the monotonic clock even under TestClock. Failures are timed too: a timeout is
+// exactly the latency worth seeing.
+const recordStore = (op: StoreOperation, start: number, failed: boolean) => {
+  storeLatencyHistogram.unsafeUpdate(performance.now() - start, latencyLabels[op])
+  if (failed) metrics.storeErrors.unsafeUpdate(1, errorLabels[op])
+}
+
 const instrument = (store: StoreService): StoreService => {
-  // A duration, not a time of day: measured with the monotonic clock even under TestClock. Failures are
-  // timed too: a timeout is exactly the latency worth seeing.
   const observe = <A>(op: StoreOperation, effect: Effect.Effect<A, StoreError>) =>
     Effect.suspend(() => {
       const start = performance.now()
       return Effect.onExit(effect, (exit) => {
-        storeLatencyHistogram.unsafeUpdate(performance.now() - start, latencyLabels[op])
-        if (exit._tag === "Failure") metrics.storeErrors.unsafeUpdate(1, errorLabels[op])
+        recordStore(op, start, exit._tag === "Failure")
         return Effect.void
       })
     })
@@ -763,11 +768,6 @@ export const make = <A, I>(
         )
     }
 
-    // The signature check of a token, remembered: a token whose signature verified once is looked up
-    // here on its next requests instead of being hashed again (HMAC-SHA512, then SHA-256 for the store
-    // key). Only verified tokens get in, so a forger pays the full check on every guess and cannot fill
-    // the map; it is bounded (the oldest entry leaves first). Validity is untouched: every read still
-    // asks the store, so a cleared, revoked or expired session is refused at once.
     // A token whose signature verified: its session id (raw and `Redacted`), the key that verified it,
     // the session's store key, and the last entry read for it with the session made from it (reused
     // while the store answers that same entry: no decode, no new object).
@@ -779,6 +779,11 @@ export const make = <A, I>(
       entry: Entry | undefined
       session: Session<A> | undefined
     }
+    // The signature check of a token, remembered: a token whose signature verified once is looked up
+    // here on its next requests instead of being hashed again (HMAC-SHA512, then SHA-256 for the store
+    // key). Only verified tokens get in, so a forger pays the full check on every guess and cannot fill
+    // the map; it is bounded (the oldest entry leaves first). Validity is untouched: every read still
+    // asks the store, so a cleared, revoked or expired session is refused at once.
     const verifiedTokens = new Map<string, Checked>()
     const check = (token: string): Checked | BadSignature | NotFound => {
       // Anything longer than a token can be is refused by `verify` without being hashed, here too.
@@ -857,15 +862,12 @@ export const make = <A, I>(
       const start = observe ? performance.now() : 0
       return Effect.matchEffect(backend.fetch(checked.key, checked.entry), {
         onFailure: (error) => {
-          if (observe) {
-            storeLatencyHistogram.unsafeUpdate(performance.now() - start, latencyLabels.fetch)
-            metrics.storeErrors.unsafeUpdate(1, errorLabels.fetch)
-          }
+          if (observe) recordStore("fetch", start, true)
           account(fiber, "StoreError")
           return k.refused(error)
         },
         onSuccess: (stored) => {
-          if (observe) storeLatencyHistogram.unsafeUpdate(performance.now() - start, latencyLabels.fetch)
+          if (observe) recordStore("fetch", start, false)
           return validate(fiber, checked, stored, renew, k)
         }
       })

@@ -233,8 +233,8 @@ export const make = <Self, A, I>(tag: SessionsTag<Self, A, I>, options: Options 
       (fiber, session) => {
         // The request's fiber ends with its response, so the session joins the fiber's context for the
         // rest of it instead of being provided around `app` and taken back after: `Effect.provideService`
-        // wraps `app` in an acquire/use/release that cost as much as the whole session lookup
-        // (bench/RESULTS.md, "The request path in-process"). Routers and `HttpLayerRouter` restore their
+        // wraps `app` in an acquire/use/release, about 3 µs more per request (bench/RESULTS.md, "The
+        // request path in-process"). Routers and `HttpLayerRouter` restore their
         // own context around what they run, so the session never reaches another request's code.
         return Effect.zipRight(
           FiberRef.set(FiberRef.currentContext, Context.add(fiber.currentContext, tag.Current, session)),
