@@ -1,10 +1,12 @@
 /**
- * Signing and verifying session tokens.
+ * Signing and verifying session tokens, and the keyed digests that stand for a user in the store.
  *
- * A token is `<id>.<signature>`: the session id (base64url, from a CSPRNG) and the HMAC-SHA512 of that id
- * under a server key, base64url-encoded. The server hands the token to the client; only a token whose
- * signature verifies under one of the configured keys is ever looked up in the store, so forged or
- * guessed ids cost one HMAC and never a store round trip.
+ * A token is `<id>.<signature>`: the session id (base64url, random parts from a CSPRNG) and the
+ * HMAC-SHA512 of that id under a server key, base64url-encoded. The signature is bound to a domain (the
+ * sessions service's name), so a token of one service never verifies at another that shares the keys.
+ * The server hands the token to the client; only a token whose signature verifies under one of the
+ * configured keys is ever looked up in the store, so forged or guessed ids cost one HMAC and never a store
+ * round trip.
  *
  * Keys rotate: the first key signs, every key verifies. To rotate, put the new key first and keep the old
  * one after it until the longest session lifetime has passed; tokens signed by an old key are re-signed
@@ -49,13 +51,20 @@ export interface Verified {
  * @category models
  */
 export interface AuthService {
-  /** Signs a session id with the first key and returns the token. */
-  readonly sign: (id: string) => string
+  /** Signs a session id for `domain` with the first key and returns the token. */
+  readonly sign: (id: string, domain: string) => string
   /**
-   * Verifies a token against every key, in constant time per key. Malformed, truncated, oversized and
-   * badly signed tokens all fail with `BadSignature`; verification never throws.
+   * Verifies a token of `domain` against every key, in constant time per key. Malformed, truncated,
+   * oversized and badly signed tokens, and tokens signed for another domain, all fail with
+   * `BadSignature`; verification never throws.
    */
-  readonly verify: (token: string) => Either.Either<Verified, BadSignature>
+  readonly verify: (token: string, domain: string) => Either.Either<Verified, BadSignature>
+  /**
+   * A keyed digest of `value` for `domain` under every key, the first key's first: 128 bits each,
+   * base64url (22 characters). Whoever lacks the keys can neither compute nor test one, so it can stand
+   * for a user id in tokens and store keys without revealing it.
+   */
+  readonly fingerprint: (value: string, domain: string) => ReadonlyArray<string>
 }
 
 /**
@@ -200,13 +209,23 @@ export const make = (options: Options): Effect.Effect<AuthService, InvalidKey> =
     return Effect.succeed(makeUnsafe(secrets))
   })
 
+// What is MACed: a purpose, the domain (length-prefixed, so that no two (domain, value) pairs share an
+// input), and the value.
+const macInput = (purpose: string, domain: string, value: string) => `${purpose}:${domain.length}:${domain}:${value}`
+
 const makeUnsafe = (secrets: ReadonlyArray<Crypto.KeyObject>): AuthService => {
-  const mac = (secret: Crypto.KeyObject, id: string) =>
-    Crypto.createHmac("sha512", secret).update(id).digest("base64url")
+  const hmac = (secret: Crypto.KeyObject, purpose: string, domain: string, value: string) =>
+    Crypto.createHmac("sha512", secret).update(macInput(purpose, domain, value))
+  const mac = (secret: Crypto.KeyObject, domain: string, id: string) =>
+    hmac(secret, "effect-sessions/token", domain, id).digest("base64url")
   const signer = secrets[0]!
   return Auth.of({
-    sign: (id) => `${id}.${mac(signer, id)}`,
-    verify: (token) => {
+    sign: (id, domain) => `${id}.${mac(signer, domain, id)}`,
+    fingerprint: (value, domain) =>
+      secrets.map((secret) =>
+        hmac(secret, "effect-sessions/user", domain, value).digest().subarray(0, 16).toString("base64url")
+      ),
+    verify: (token, domain) => {
       if (typeof token !== "string" || token.length > maxTokenLength) return malformed
       const dot = token.length - signatureLength - 1
       if (dot < 1 || token.charCodeAt(dot) !== 46 /* . */) return malformed
@@ -217,7 +236,7 @@ const makeUnsafe = (secrets: ReadonlyArray<Crypto.KeyObject>): AuthService => {
       // same bytes (the last character carries spare bits), and a token must have exactly one valid form.
       const given = Buffer.from(signature, "latin1")
       for (let i = 0; i < secrets.length; i++) {
-        if (Crypto.timingSafeEqual(Buffer.from(mac(secrets[i]!, id), "latin1"), given)) {
+        if (Crypto.timingSafeEqual(Buffer.from(mac(secrets[i]!, domain, id), "latin1"), given)) {
           return Either.right({ id, keyIndex: i })
         }
       }

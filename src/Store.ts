@@ -2,33 +2,41 @@
  * The store port: where sessions live between requests.
  *
  * A session is stored under a {@link Key} of two parts: `user`, shared by every session of one user (a
- * hash of the user id), and `session`, its own (a hash of the session id). Both are opaque strings chosen
- * by the `Sessions` service; a dump of the store yields no usable token. A backend that shards (Redis
- * Cluster) keeps all of one user's keys together by the `user` part, so per-user operations touch one
- * shard and stay atomic.
+ * keyed digest of the user id, so that it says nothing about the user to whoever lacks the signing keys),
+ * and `session`, its own (the random handle of the session, stable when its id is renewed). Both are
+ * opaque strings chosen by the `Sessions` service; the store never holds anything a token can be made
+ * from. A backend that shards (Redis Cluster) keeps all of one user's sessions together by the `user`
+ * part, so that per-user operations touch one shard and stay atomic; a backend that can evict (Redis
+ * under an evicting `maxmemory-policy`) must evict a user's sessions together or not at all, so that
+ * `deleteUser` never misses one.
  *
  * A backend implements these operations and this contract:
  *
  * - `fetch(key)` answers in one round trip. A missing entry and an entry the backend cannot read
- *   (garbage written by someone else, a value from an incompatible version) are both `Option.none()`:
- *   answers, not failures. An entry may be returned after its `expiresAt` has passed (stores expire
- *   lazily); the `Sessions` service refuses it by the clock. Only a system failure (connection lost,
- *   timeout) is a `StoreError`. `known`, when given, is an entry this backend answered earlier for the
- *   same key: the backend may answer that same object again when what it holds has not changed since,
- *   so that the caller can reuse what it derived from it (the decoded data, the session object). It must
- *   never answer `known` for a value that changed; ignoring `known` is always correct.
- * - `save(key, entry, mode)` is one atomic write that also sets the store-side expiry to
- *   `entry.expiresAt` and records the key under its user. With `"create"` it writes only if the key is
- *   absent. With `"update"` it writes only if the key is present and holds version `entry.version - 1`
- *   (compare-and-set: an update made from a stale read never overwrites a newer one, and a session
- *   cleared meanwhile is never brought back). It answers whether it wrote.
+ *   (garbage written by someone else, a value from an incompatible version, a value longer than
+ *   {@link maxEncodedLength}) are both `Option.none()`: answers, not failures. An entry is returned after
+ *   its `expiresAt` has passed until {@link expiredRetention} later (so that the service can say
+ *   `Expired` rather than `NotFound`); the `Sessions` service refuses it by the clock. Only a system
+ *   failure (connection lost, timeout) is a `StoreError`. `known`, when given, is an entry this backend
+ *   answered earlier for the same key: the backend may answer that same object again when what it holds
+ *   has not changed since, so that the caller can reuse what it derived from it (the decoded data, the
+ *   session object). It must never answer `known` for a value that changed; ignoring `known` is always
+ *   correct.
+ * - `save(key, entry, mode, cap)` is one atomic write that also sets the store-side expiry to at least
+ *   `entry.expiresAt + expiredRetention`. With `"update"` it writes only if the key is present and holds
+ *   version `entry.version - 1` (compare-and-set: an update made from a stale read never overwrites a
+ *   newer one, and a session deleted meanwhile is never brought back). With `"create"` it writes only if
+ *   the key is absent; given a {@link Cap}, the same atomic write first makes room under the user's cap:
+ *   while the user has `cap.maxPerUser` or more live entries (`expiresAt > cap.now`), it deletes the one
+ *   least recently seen (`lastSeenAt`, then `createdAt`). It answers whether it wrote. A bounded backend
+ *   that is full fails with a `StoreError` of reason `"Capacity"` rather than evict another user's
+ *   session.
  * - `delete(key)` is idempotent.
- * - `list(user, now)` answers every readable entry of that user whose `expiresAt` is after `now`. A
- *   backend may prune its per-user records of what expired or vanished, by its own clock: it must never
- *   drop the record of an entry it can still fetch, or `deleteUser` would miss it.
+ * - `list(user, now)` answers every readable entry of that user whose `expiresAt` is after `now`.
  * - `deleteUser(user, except)` deletes every session of that user (but the one whose `session` part is
  *   `except`, if given) atomically with respect to `save`: once it returns, no session of that user
- *   saved before it was called can be fetched. It answers how many it deleted.
+ *   saved before it was called can be fetched, and no update of one can succeed. It answers how many live
+ *   sessions (by the backend's clock) it deleted.
  *
  * @since 0.1.0
  */
@@ -36,6 +44,7 @@ import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
 import * as HttpServerRespondable from "@effect/platform/HttpServerRespondable"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
@@ -46,8 +55,8 @@ import * as Schema from "effect/Schema"
 
 /**
  * What a store keeps for one session. Times are milliseconds since the epoch; `data` is the session data
- * already encoded by its schema (a JSON value). A store keeps every field as given; only `version` and
- * `expiresAt` mean something to it.
+ * already encoded by its schema (a JSON value). A store keeps every field as given; only `version`,
+ * `expiresAt` and `lastSeenAt` mean something to it.
  *
  * @since 0.1.0
  * @category models
@@ -58,16 +67,19 @@ export interface Entry {
   readonly userId: string
   /** When the user logged in; kept when the id is renewed. */
   readonly createdAt: number
-  /** When this id was issued: `createdAt`, or the last renewal (rotation). */
+  /** When the current id was issued: `createdAt`, or the last renewal (rotation). */
   readonly renewedAt: number
   /** The expiry set by issue, extend and rolling expiry, before the idle and absolute limits. */
   readonly extendedUntil: number
-  /** When the session dies: the earliest of every limit. The store-side expiry. */
+  /** When the session dies: the earliest of every limit. */
   readonly expiresAt: number
   /** The last recorded use (recorded at most every so often; see the `Sessions` options). */
   readonly lastSeenAt: number
-  /** The id was renewed: this entry only serves requests already in flight until `expiresAt`. */
-  readonly retired: boolean
+  /** A digest of the secret part of the current id: what a token must carry to be this session. */
+  readonly secret: string
+  /** A digest of the secret of the id the last renewal replaced, which serves reads until `previousUntil`. */
+  readonly previous: string | undefined
+  readonly previousUntil: number
   /** What the HTTP layer knew of the client at login, if anything. */
   readonly userAgent: string | undefined
   readonly address: string | undefined
@@ -106,6 +118,18 @@ export interface Listed {
 export type SaveMode = "create" | "update"
 
 /**
+ * The per-user cap a `"create"` keeps: at most `maxPerUser` live sessions (`expiresAt > now`) of the
+ * user once the new one is written.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Cap {
+  readonly maxPerUser: number
+  readonly now: number
+}
+
+/**
  * The operations a backend implements.
  *
  * @since 0.1.0
@@ -113,7 +137,12 @@ export type SaveMode = "create" | "update"
  */
 export interface StoreService {
   readonly fetch: (key: Key, known?: Entry | undefined) => Effect.Effect<Option.Option<Entry>, StoreError>
-  readonly save: (key: Key, entry: Entry, mode: SaveMode) => Effect.Effect<boolean, StoreError>
+  readonly save: (
+    key: Key,
+    entry: Entry,
+    mode: SaveMode,
+    cap?: Cap | undefined
+  ) => Effect.Effect<boolean, StoreError>
   readonly delete: (key: Key) => Effect.Effect<void, StoreError>
   readonly list: (user: string, now: number) => Effect.Effect<ReadonlyArray<Listed>, StoreError>
   readonly deleteUser: (user: string, except?: string) => Effect.Effect<number, StoreError>
@@ -134,8 +163,11 @@ export class Store extends Context.Tag("effect-sessions/Store")<Store, StoreServ
 // -----------------------------------------------------------------------------
 
 /**
- * The store could not answer: the backend is unreachable, timed out or failed. Never used for "no such
- * session". Answered with 503 over HTTP.
+ * The store could not answer: the backend is unreachable, timed out, refused the credentials, is full,
+ * or failed. Never used for "no such session". Answered with 503 over HTTP.
+ *
+ * It carries no cause: a driver's error keeps the command it failed on, and with it the session's
+ * contents. `message` says what failed in words a log may keep.
  *
  * @since 0.1.0
  * @category errors
@@ -143,9 +175,8 @@ export class Store extends Context.Tag("effect-sessions/Store")<Store, StoreServ
 export class StoreError extends Schema.TaggedError<StoreError>("effect-sessions/StoreError")(
   "StoreError",
   {
-    reason: Schema.Literal("Unavailable", "Timeout", "Unknown"),
-    message: Schema.String,
-    cause: Schema.optional(Schema.Defect)
+    reason: Schema.Literal("Unavailable", "Timeout", "Authentication", "Capacity", "Unknown"),
+    message: Schema.String
   },
   HttpApiSchema.annotations({ status: 503 })
 ) {
@@ -154,6 +185,28 @@ export class StoreError extends Schema.TaggedError<StoreError>("effect-sessions/
     return Effect.succeed(HttpServerResponse.empty({ status: 503, headers: { "retry-after": "1" } }))
   }
 }
+
+// -----------------------------------------------------------------------------
+// constants
+// -----------------------------------------------------------------------------
+
+/**
+ * How long a backend keeps an entry after its `expiresAt`, so that a token presented shortly after its
+ * session expired is answered `Expired` ("your session expired") rather than `NotFound`: 10 minutes.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const expiredRetention: Duration.Duration = Duration.minutes(10)
+
+/**
+ * The longest encoded entry a string backend parses (64 Ki characters): anything longer is garbage,
+ * refused without parsing. The `Sessions` service never writes one that long.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const maxEncodedLength = 65_536
 
 // -----------------------------------------------------------------------------
 // constructors
@@ -171,13 +224,14 @@ export const make = (service: StoreService): StoreService => Store.of(service)
 // codec
 // -----------------------------------------------------------------------------
 
-const entryFormat = 2
+const entryFormat = 3
 
 /**
  * Serialises an entry to the compact JSON array kept by string-valued backends:
- * `[2, version, userId, createdAt, renewedAt, extendedUntil, expiresAt, lastSeenAt, retired,
- * userAgent, address, data]`. The format number and the version come first so that a script can read
- * the version with a pattern (`^%[2,(%d+),`) without parsing the rest.
+ * `[3, version, expiresAt, lastSeenAt, createdAt, renewedAt, extendedUntil, previousUntil, userId,
+ * secret, previous, userAgent, address, data]`. The format number and the numbers a script needs come
+ * first, so that a script reads them with a pattern (`^%[3,(%d+),(%d+),(%d+),`) without parsing the
+ * rest.
  *
  * @since 0.1.0
  * @category codec
@@ -186,29 +240,32 @@ export const encodeEntry = (entry: Entry): string =>
   JSON.stringify([
     entryFormat,
     entry.version,
-    entry.userId,
+    entry.expiresAt,
+    entry.lastSeenAt,
     entry.createdAt,
     entry.renewedAt,
     entry.extendedUntil,
-    entry.expiresAt,
-    entry.lastSeenAt,
-    entry.retired ? 1 : 0,
+    entry.previousUntil,
+    entry.userId,
+    entry.secret,
+    entry.previous ?? null,
     entry.userAgent ?? null,
     entry.address ?? null,
     entry.data
   ])
 
-const isTime = (u: unknown): u is number => Number.isSafeInteger(u)
+const isTime = (u: unknown): u is number => Number.isSafeInteger(u) && (u as number) >= 0
 const isOptionalString = (u: unknown): u is string | null => u === null || typeof u === "string"
 
 /**
- * Reads what {@link encodeEntry} wrote. Anything else — invalid JSON, another shape, wrong types — is
- * `undefined`, never an exception.
+ * Reads what {@link encodeEntry} wrote. Anything else (invalid JSON, another shape, wrong types, more
+ * than {@link maxEncodedLength} characters) is `undefined`, never an exception.
  *
  * @since 0.1.0
  * @category codec
  */
 export const decodeEntry = (raw: string): Entry | undefined => {
+  if (typeof raw !== "string" || raw.length > maxEncodedLength) return undefined
   let value: unknown
   try {
     value = JSON.parse(raw)
@@ -216,24 +273,26 @@ export const decodeEntry = (raw: string): Entry | undefined => {
     return undefined
   }
   if (
-    !Array.isArray(value) || value.length !== 12 || value[0] !== entryFormat || !isTime(value[1]) ||
-    value[1] < 0 || typeof value[2] !== "string" || !isTime(value[3]) || !isTime(value[4]) ||
-    !isTime(value[5]) || !isTime(value[6]) || !isTime(value[7]) || (value[8] !== 0 && value[8] !== 1) ||
-    !isOptionalString(value[9]) || !isOptionalString(value[10])
+    !Array.isArray(value) || value.length !== 14 || value[0] !== entryFormat || !isTime(value[1]) ||
+    !isTime(value[2]) || !isTime(value[3]) || !isTime(value[4]) || !isTime(value[5]) || !isTime(value[6]) ||
+    !isTime(value[7]) || typeof value[8] !== "string" || typeof value[9] !== "string" ||
+    !isOptionalString(value[10]) || !isOptionalString(value[11]) || !isOptionalString(value[12])
   ) {
     return undefined
   }
   return {
     version: value[1],
-    userId: value[2],
-    createdAt: value[3],
-    renewedAt: value[4],
-    extendedUntil: value[5],
-    expiresAt: value[6],
-    lastSeenAt: value[7],
-    retired: value[8] === 1,
-    userAgent: value[9] ?? undefined,
-    address: value[10] ?? undefined,
-    data: value[11]
+    expiresAt: value[2],
+    lastSeenAt: value[3],
+    createdAt: value[4],
+    renewedAt: value[5],
+    extendedUntil: value[6],
+    previousUntil: value[7],
+    userId: value[8],
+    secret: value[9],
+    previous: value[10] ?? undefined,
+    userAgent: value[11] ?? undefined,
+    address: value[12] ?? undefined,
+    data: value[13]
   }
 }
