@@ -37,7 +37,10 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as Crypto from "node:crypto"
-import { Auth, BadSignature, maxTokenLength, randomId } from "./Auth.js"
+import { Auth, BadSignature, maxTokenLength } from "./Auth.js"
+import { freezeData } from "./internal/freeze.js"
+import { lineageKey, newFamily, newSecret, parseId, secretDigest, tagLength } from "./internal/ids.js"
+import * as Lock from "./internal/lock.js"
 import { type Entry, type Key, Store, StoreError, type StoreService } from "./Store.js"
 
 export {
@@ -54,9 +57,10 @@ export {
 /**
  * What is known of a stored session without its token: what `list` answers.
  *
- * `key` is where the store keeps it: a hash of the user id and a SHA-256 hash of the session id. It is
- * safe to log and to show (for example to let a user revoke one of their sessions with `revoke`), but
- * cannot be turned back into a token.
+ * `key` is where the store keeps it: a keyed fingerprint of the user id, and a digest of the session's
+ * lineage (which stays the same when its id is renewed). It is safe to log and to show (for example to
+ * let a user revoke one of their sessions with `revoke`), and no part of a token can be made from it.
+ * Session objects and their data are frozen: one object may serve several requests.
  *
  * @since 0.1.0
  * @category models
@@ -81,7 +85,8 @@ export interface SessionInfo<A> {
 
 /**
  * A valid session. `id` is the secret the token is made from: it is `Redacted` so that logging a session
- * never leaks it.
+ * never leaks it. A session read through an id that was just renewed (in its grace) reads, but every
+ * write and revocation made through it is refused.
  *
  * @since 0.1.0
  * @category models
@@ -166,21 +171,31 @@ export interface Sessions<A> {
   /**
    * Gives the session a new id and token, keeping its user, data and login time (session fixation
    * defence: call it at login and at every privilege change). The old id stops working at once, or after
-   * `rotationGrace` for requests already in flight.
+   * `rotationGrace` for requests already in flight (reading only). The new id is the same store entry
+   * as the old one, so a revocation racing the rotation ends both.
    */
   readonly rotate: (session: Session<A>) => Effect.Effect<Issued<A>, NotFound | Expired | Conflict | StoreError>
-  /** Deletes the session from the store (at logout). Idempotent. */
+  /**
+   * Deletes the session from the store (at logout), with every id it had or has (renewals included).
+   * Idempotent. Does nothing for a session read through an id in its renewal grace.
+   */
   readonly clear: (session: Session<A>) => Effect.Effect<void, StoreError>
   /** The live sessions of a user, oldest first. Sessions whose data no longer decodes are left out. */
   readonly list: (userId: string) => Effect.Effect<ReadonlyArray<SessionInfo<A>>, StoreError>
-  /** Deletes one session of a user, by the `key.session` that `list` showed. Idempotent. */
+  /**
+   * Deletes one session of a user, by the `key.session` that `list` showed, with every id it had or has.
+   * Idempotent.
+   */
   readonly revoke: (userId: string, session: string) => Effect.Effect<void, StoreError>
   /**
    * Deletes every session of a user ("log out everywhere") and answers how many. Once it returns, no
    * session of that user issued before the call is valid.
    */
   readonly clearAll: (userId: string) => Effect.Effect<number, StoreError>
-  /** Deletes every session of the session's user but this one ("log out my other devices"). */
+  /**
+   * Deletes every session of the session's user but this one ("log out my other devices"). Does nothing
+   * (answers 0) for a session read through an id in its renewal grace.
+   */
   readonly clearOthers: (session: Session<A>) => Effect.Effect<number, StoreError>
   /** The token of a session, signed with the current (first) key. */
   readonly token: (session: Session<A>) => string
@@ -215,7 +230,11 @@ export type ResolveWith<A> = <X, E, R>(
  */
 export interface ReadContinuation<A, X, E, R> {
   readonly valid: (resolved: Resolved<A>) => Effect.Effect<X, E, R>
-  readonly refused: (error: Rejected | StoreError) => Effect.Effect<X, E, R>
+  /**
+   * `superseded` is true when the token belongs to a session that lives on under a newer id (renewed by
+   * another request): the client may already hold the newer token, so it must not be told to drop it.
+   */
+  readonly refused: (error: Rejected | StoreError, superseded: boolean) => Effect.Effect<X, E, R>
 }
 
 /**
@@ -239,8 +258,28 @@ export interface Options {
   readonly rolling?: boolean | { readonly threshold?: number | undefined } | undefined
   /** Renew the id (rotate) automatically when it is this old, in the HTTP layer (OWASP renewal timeout). Default: none. */
   readonly renewalInterval?: Duration.DurationInput | undefined
-  /** How long an id replaced by `rotate` keeps serving requests already in flight. Default: 0 (it dies at once). */
+  /**
+   * How long an id replaced by `rotate` keeps serving (reads only) requests already in flight. Default: 0
+   * (it dies at once: `rotate` is the session-fixation defence at a privilege change).
+   */
   readonly rotationGrace?: Duration.DurationInput | undefined
+  /**
+   * How long an id replaced by the automatic renewal (`renewalInterval`) keeps serving reads, so that the
+   * requests a client already has in flight with it are not logged out. Default: 1 minute.
+   */
+  readonly renewalGrace?: Duration.DurationInput | undefined
+  /**
+   * The most live sessions one user may have. Issuing one more ends that user's least recently seen
+   * session, in the same atomic store operation (so one account cannot fill the store, and `list` stays
+   * small). Default 100.
+   */
+  readonly maxSessionsPerUser?: number | undefined
+  /**
+   * The name that separates this service's tokens and stored sessions from those of other sessions
+   * services sharing its `Auth` and `Store`: a token of one never validates at another. `layer` and
+   * `layerConfig` set it to the tag's key. Default `effect-sessions`.
+   */
+  readonly name?: string | undefined
   /** Record the `metrics` (counters and store latency). Default `true`. */
   readonly metrics?: boolean | undefined
   /**
@@ -431,38 +470,7 @@ export const isRejected = (u: unknown): u is Rejected =>
  */
 export const defaultTtl: Duration.Duration = Duration.days(3)
 
-const sha256 = (value: string) => Crypto.createHash("sha256").update(value)
-
-/**
- * The `user` part of a user's store keys: the first 128 bits of the SHA-256 of the user id, base64url
- * (22 characters).
- *
- * @since 0.1.0
- * @category constructors
- */
-export const userKey = (userId: string): string => sha256(userId).digest().subarray(0, 16).toString("base64url")
-
-const userKeyLength = 22
-const idLength = userKeyLength + 43
-
-/**
- * A new session id for a user: the user's {@link userKey} followed by {@link Auth.idBytes} random bytes,
- * base64url. Carrying the user part lets the store find the session's user from the token alone, which
- * keeps a user's keys together (one Redis Cluster slot) without a lookup.
- *
- * @since 0.1.0
- * @category constructors
- */
-export const makeId = (userId: string): string => userKey(userId) + randomId()
-
-/**
- * The store key of a session id, or `undefined` for an id this library did not make.
- *
- * @since 0.1.0
- * @category constructors
- */
-export const storeKey = (id: string): Key | undefined =>
-  id.length === idLength ? { user: id.slice(0, userKeyLength), session: sha256(id).digest("base64url") } : undefined
+const defaultName = "effect-sessions"
 
 // -----------------------------------------------------------------------------
 // metrics
@@ -573,8 +581,50 @@ const notFound = new NotFound()
 const expired = new Expired()
 const conflict = new Conflict()
 
-// Compare-and-set attempts before an update gives up with `Conflict`.
-const maxAttempts = 5
+// Compare-and-set attempts before a write gives up with `Conflict`. Writers of one session in one process
+// queue (internal/lock.ts), so losing happens only to writers in other processes; between attempts a
+// writer backs off for a random time of up to `2^attempt` milliseconds (at most 50), on the live clock:
+// the delay paces a real store, whatever clock the session times come from.
+const maxAttempts = 10
+const liveClock = Clock.make()
+const backoff = (attempt: number) =>
+  Effect.withClock(
+    Effect.sleep(Duration.millis(Crypto.randomInt(1, Math.min(50, 2 ** attempt) + 1))),
+    liveClock
+  )
+
+/**
+ * The default limit on live sessions per user: 100.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultMaxSessionsPerUser = 100
+
+/**
+ * The default grace of an id replaced by automatic renewal (`renewalInterval`): 1 minute.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultRenewalGrace: Duration.Duration = Duration.minutes(1)
+
+/**
+ * The longest encoded session data (the JSON of the schema's encoded form) the service stores: 32 Ki
+ * characters. Writing more is a defect: session data is the application's, not the client's.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const maxDataLength = 32_768
+
+/**
+ * The longest user id the service issues a session for: 1,024 characters.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const maxUserIdLength = 1_024
 
 const positive = (name: string, input: Duration.DurationInput | undefined) => {
   if (input === undefined) return Either.right(undefined)
@@ -584,8 +634,27 @@ const positive = (name: string, input: Duration.DurationInput | undefined) => {
     : Either.left(new InvalidOptions({ message: `${name} must be a finite duration of at least 1 millisecond` }))
 }
 
+const nonNegative = (name: string, input: Duration.DurationInput | undefined, fallback: number) => {
+  if (input === undefined) return Either.right(fallback)
+  const millis = Duration.toMillis(Duration.decode(input))
+  return Number.isFinite(millis) && millis >= 0
+    ? Either.right(millis)
+    : Either.left(new InvalidOptions({ message: `${name} must be a finite duration` }))
+}
+
+// What the service knows of each session object it handed out: the entry it was read or written as, the
+// digest of its id's secret, and whether that id was the current one (an id in its renewal grace reads
+// but never writes).
+interface Known {
+  readonly entry: Entry
+  readonly secret: string
+  readonly current: boolean
+}
+
 /**
  * Builds the sessions service for data described by `schema`, on the `Store` and `Auth` in context.
+ * `options.name` separates it from other sessions services sharing that store and those keys; `layer`
+ * names it after its tag.
  *
  * @since 0.1.0
  * @category constructors
@@ -595,6 +664,7 @@ export const make = <A, I>(
   options: Options = {}
 ): Effect.Effect<Sessions<A>, InvalidOptions, Store | Auth> =>
   Effect.gen(function*() {
+    const domain = options.name ?? defaultName
     const observe = options.metrics ?? true
     const backend = yield* Store
     const store = observe ? instrument(backend) : backend
@@ -605,30 +675,51 @@ export const make = <A, I>(
     const idle = yield* positive("idleTimeout", options.idleTimeout)
     const absolute = yield* positive("absoluteLifetime", options.absoluteLifetime)
     const renewal = yield* positive("renewalInterval", options.renewalInterval)
-    const grace = options.rotationGrace === undefined ? 0 : Duration.toMillis(Duration.decode(options.rotationGrace))
+    const grace = yield* nonNegative("rotationGrace", options.rotationGrace, 0)
+    const renewalGrace = yield* nonNegative(
+      "renewalGrace",
+      options.renewalGrace,
+      Duration.toMillis(defaultRenewalGrace)
+    )
     const verifiedTokenCache = options.verifiedTokenCache ?? 10_000
     if (!(Number.isSafeInteger(verifiedTokenCache) && verifiedTokenCache >= 0)) {
       return yield* new InvalidOptions({ message: "verifiedTokenCache must be a whole number, 0 or more" })
     }
+    const maxPerUser = options.maxSessionsPerUser ?? defaultMaxSessionsPerUser
+    if (!(Number.isSafeInteger(maxPerUser) && maxPerUser >= 1)) {
+      return yield* new InvalidOptions({ message: "maxSessionsPerUser must be a whole number, 1 or more" })
+    }
     const rolling = options.rolling === true || typeof options.rolling === "object"
     const threshold = typeof options.rolling === "object" ? options.rolling.threshold ?? 0.5 : 0.5
-    if (!(threshold > 0 && threshold <= 1) || !(grace >= 0 && Number.isFinite(grace))) {
-      return yield* new InvalidOptions({
-        message: "rolling.threshold must be in (0, 1] and rotationGrace a finite duration"
-      })
+    if (!(threshold > 0 && threshold <= 1)) {
+      return yield* new InvalidOptions({ message: "rolling.threshold must be in (0, 1]" })
     }
 
     const decode = Schema.decodeUnknownEither(schema)
     // Data that cannot be encoded is a programming error (the value contradicts its own type's
-    // refinements, or its encoded form is not JSON), so it is a defect rather than an error every caller
-    // would have to handle. The encoded form is passed through JSON here, once per write, so that every
-    // backend (in memory or a string store) keeps and returns exactly the same value.
+    // refinements, or its encoded form is not JSON), and so is data too large to store: session data is
+    // the application's, not the client's. So both are defects rather than errors every caller would
+    // have to handle. The encoded form goes through JSON here, once per write, so that every backend (in
+    // memory or a string store) keeps and returns exactly the same value.
     const encode = (data: A) =>
       Effect.flatMap(Effect.orDie(Schema.encode(schema)(data)), (encoded) =>
-        Effect.try({
-          try: () => JSON.parse(JSON.stringify(encoded)) as unknown,
-          catch: () => new Error("session data must encode (through its schema) to a JSON value")
-        }).pipe(Effect.orDie))
+        Effect.suspend(() => {
+          let json: string | undefined
+          try {
+            json = JSON.stringify(encoded)
+          } catch {
+            // reported below
+          }
+          if (json === undefined) {
+            return Effect.dieMessage("session data must encode (through its schema) to a JSON value")
+          }
+          if (json.length > maxDataLength) {
+            return Effect.dieMessage(
+              `session data encodes to ${json.length} characters; at most ${maxDataLength} are stored`
+            )
+          }
+          return Effect.succeed(JSON.parse(json) as unknown)
+        }))
 
     // When a session dies: the earliest of its expiry, its idle deadline and its absolute deadline, by
     // the options in force now (so tightening them applies to existing sessions too).
@@ -640,8 +731,12 @@ export const make = <A, I>(
       )
     const isDead = (entry: Entry, now: number) => now >= entry.expiresAt || now >= deadline(entry)
 
-    // The entry each session object was read or written as, so that writes start from it without a read.
-    const entries = new WeakMap<SessionInfo<A>, Entry>()
+    // The user's store parts, under every key (the signing key's first): sessions made under a key that
+    // is still configured are found by `list` and the revocations.
+    const userTags = (userId: string) => Array.from(new Set(auth.fingerprint(userId, domain)))
+    const owns = (userId: string, tag: string) => auth.fingerprint(userId, domain).includes(tag)
+
+    const known = new WeakMap<SessionInfo<A>, Known>()
 
     const toInfo = (key: Key, entry: Entry, data: A): SessionInfo<A> => ({
       key,
@@ -654,51 +749,89 @@ export const make = <A, I>(
       address: entry.address,
       data
     })
-    const toSession = (id: Redacted.Redacted<string>, key: Key, entry: Entry, data: A): Session<A> => {
-      const session = { id, ...toInfo(key, entry, data) }
-      entries.set(session, entry)
+    // Session objects are frozen (their data too, when it is plain data: internal/freeze.ts), since one
+    // object may serve many requests.
+    const toSession = (
+      id: Redacted.Redacted<string>,
+      key: Key,
+      entry: Entry,
+      data: A,
+      secret: string
+    ): Session<A> => {
+      const session: Session<A> = Object.freeze({ id, ...toInfo(key, entry, data) })
+      known.set(session, { entry, secret, current: entry.secret === secret })
       return session
     }
 
+    // The parts of a session's id, for a session object this service may not have made.
+    const partsOf = (session: Session<A>) => {
+      const parsed = parseId(Redacted.value(session.id))
+      return parsed === undefined ? undefined : { ...parsed, digest: secretDigest(parsed.secret) }
+    }
+
     const fetchLive = (key: Key): Effect.Effect<Entry, NotFound | Expired | StoreError> =>
-      Effect.gen(function*() {
-        const entry = yield* store.fetch(key)
-        if (Option.isNone(entry) || entry.value.retired) return yield* notFound
-        if (isDead(entry.value, yield* Clock.currentTimeMillis)) return yield* expired
-        return entry.value
-      })
+      Effect.flatMap(store.fetch(key), (entry): Effect.Effect<Entry, NotFound | Expired> =>
+        Option.isNone(entry)
+          ? Effect.fail(notFound)
+          : Effect.flatMap(
+            Clock.currentTimeMillis,
+            (now): Effect.Effect<Entry, Expired> =>
+              isDead(entry.value, now) ? Effect.fail(expired) : Effect.succeed(entry.value)
+          ))
+
+    const writers = Lock.make<Entry>()
 
     /**
-     * Writes `change(latest entry)` by compare-and-set, starting from the entry the session was read as
-     * and re-reading after a lost race. `change` sees the entry and the time, and answers the entry's
-     * next state (the version and the deadline are set here).
+     * Writes `change(latest entry)` by compare-and-set, starting from the newest entry known for the
+     * session (the one it was read as, or the last one written in this process) and re-reading after a
+     * lost race. Only the session's current id writes: an id that was renewed meanwhile, or one read in
+     * its grace, fails with `NotFound`. `change` sees the entry and the time, and answers the entry's next
+     * state (the version and the deadline are set here).
      */
     const modify = (
-      session: SessionInfo<A>,
+      session: SessionInfo<A> & { readonly id: Redacted.Redacted<string> },
       change: (entry: Entry, now: number) => Effect.Effect<Entry, NotFound>
     ): Effect.Effect<Entry, NotFound | Expired | Conflict | StoreError> =>
-      Effect.gen(function*() {
-        const known = entries.get(session)
-        for (let attempt = 0; attempt < maxAttempts; attempt++) {
-          const now = yield* Clock.currentTimeMillis
-          // The copy the session was read as saves a read when it is still good; only the store decides
-          // that a session is gone or expired (another request may have extended it since).
-          const current: Entry = attempt === 0 && known !== undefined && !known.retired && !isDead(known, now)
-            ? known
-            : yield* fetchLive(session.key)
-          const changed = yield* change(current, now)
-          const next: Entry = { ...changed, version: current.version + 1, expiresAt: deadline(changed) }
-          if (yield* store.save(session.key, next, "update")) return next
-        }
-        return yield* conflict
+      Effect.suspend(() => {
+        const seen = known.get(session)
+        if (seen !== undefined && !seen.current) return Effect.fail(notFound)
+        const secret = seen?.secret ?? partsOf(session as Session<A>)?.digest
+        if (secret === undefined) return Effect.fail(notFound)
+        return writers.with(`${session.key.user}.${session.key.session}`, (slot) =>
+          Effect.gen(function*() {
+            for (let attempt = 0; attempt < maxAttempts; attempt++) {
+              if (attempt > 1) yield* backoff(attempt)
+              const now = yield* Clock.currentTimeMillis
+              let current: Entry | undefined
+              if (attempt === 0) {
+                const latest = slot.latest
+                const candidate = latest !== undefined && (seen === undefined || latest.version > seen.entry.version)
+                  ? latest
+                  : seen?.entry
+                // A copy still good saves a read; only the store decides that a session is gone or
+                // expired (another request may have extended it since).
+                if (candidate !== undefined && !isDead(candidate, now)) current = candidate
+              }
+              if (current === undefined) current = yield* fetchLive(session.key)
+              if (current.secret !== secret) return yield* notFound
+              const changed = yield* change(current, now)
+              const next: Entry = { ...changed, version: current.version + 1, expiresAt: deadline(changed) }
+              if (yield* store.save(session.key, next, "update")) {
+                slot.latest = next
+                return next
+              }
+            }
+            return yield* conflict
+          }))
       })
 
     const newEntry = (
       userId: string,
       now: number,
       encoded: unknown,
+      secret: string,
       client: ClientInfo | undefined
-    ): Entry => {
+    ) => {
       const entry = {
         version: 0,
         userId,
@@ -706,7 +839,9 @@ export const make = <A, I>(
         renewedAt: now,
         extendedUntil: now + ttlMillis,
         lastSeenAt: now,
-        retired: false,
+        secret,
+        previous: undefined,
+        previousUntil: 0,
         userAgent: client?.userAgent,
         address: client?.address,
         data: encoded
@@ -714,40 +849,65 @@ export const make = <A, I>(
       return { ...entry, expiresAt: deadline(entry) }
     }
 
-    const create = (userId: string, entry: Entry, data: A) =>
-      Effect.gen(function*() {
-        const id = makeId(userId)
-        const key = storeKey(id)!
-        // 256 random bits do not collide; a refused create means the store or its contract is broken.
-        if (!(yield* store.save(key, entry, "create"))) return yield* Effect.dieMessage("session id collision")
-        return { session: toSession(Redacted.make(id), key, entry, data), token: auth.sign(id) }
-      })
+    // The session data a written entry stands for, decoded from what was stored (so a session just issued
+    // or updated holds what a later `get` returns, and never the caller's own object).
+    const decoded = (entry: Entry) => {
+      const data = decode(entry.data)
+      if (Either.isRight(data)) freezeData(data.right)
+      return data
+    }
 
     const issue = Effect.fn("Sessions.issue")(function*(userId: string, data: A, client?: ClientInfo) {
+      if (userId.length > maxUserIdLength) {
+        return yield* Effect.dieMessage(`a user id is at most ${maxUserIdLength} characters long`)
+      }
       const encoded = yield* encode(data)
-      const issued = yield* create(userId, newEntry(userId, yield* Clock.currentTimeMillis, encoded, client), data)
+      const now = yield* Clock.currentTimeMillis
+      const family = newFamily()
+      const secret = newSecret()
+      const id = auth.fingerprint(userId, domain)[0]! + family + secret
+      const key: Key = { user: id.slice(0, tagLength), session: lineageKey(family) }
+      const digest = secretDigest(secret)
+      const entry = newEntry(userId, now, encoded, digest, client)
+      // 128 random bits of lineage do not collide; a refused create means the store or its contract is broken.
+      if (!(yield* store.save(key, entry, "create", { maxPerUser, now }))) {
+        return yield* Effect.dieMessage("session id collision")
+      }
+      const stored = decoded(entry)
+      if (Either.isLeft(stored)) return yield* Effect.die(stored.left)
       yield* count(metrics.issued)
-      return issued
+      return { session: toSession(Redacted.make(id), key, entry, stored.right, digest), token: auth.sign(id, domain) }
     })
 
-    const rotate = Effect.fn("Sessions.rotate")(function*(session: Session<A>) {
-      // Retire the old id first, by compare-and-set: a session cleared meanwhile (a logout racing the
-      // rotation) fails here instead of coming back under a new id. The new id starts from the entry as
-      // it was just before retiring (the latest expiry and data, whatever copy the caller holds).
-      let latest: Entry | undefined
-      yield* modify(session, (entry, now) => {
-        latest = entry
-        return Effect.succeed({ ...entry, retired: true, extendedUntil: Math.min(entry.extendedUntil, now + grace) })
+    // Gives the session's lineage a new secret by compare-and-set: the lineage is one entry, so a
+    // revocation either lands first (the write fails) or deletes the new id with the old one. The
+    // replaced id keeps reading for `graceMillis`.
+    const renewId = (session: Session<A>, graceMillis: number) =>
+      Effect.gen(function*() {
+        const parts = partsOf(session)
+        if (parts === undefined) return yield* notFound
+        const secret = newSecret()
+        const digest = secretDigest(secret)
+        const entry = yield* modify(session, (latest, now) =>
+          Effect.succeed({
+            ...latest,
+            renewedAt: now,
+            lastSeenAt: now,
+            secret: digest,
+            previous: graceMillis > 0 ? latest.secret : undefined,
+            previousUntil: graceMillis > 0 ? now + graceMillis : 0
+          }))
+        const data = decoded(entry)
+        if (Either.isLeft(data)) return yield* notFound
+        const id = parts.tag + parts.family + secret
+        yield* count(metrics.rotated)
+        return {
+          session: toSession(Redacted.make(id), session.key, entry, data.right, digest),
+          token: auth.sign(id, domain)
+        }
       })
-      if (grace === 0) yield* store.delete(session.key)
-      const data = decode(latest!.data)
-      if (Either.isLeft(data)) return yield* notFound
-      const now = yield* Clock.currentTimeMillis
-      const entry: Entry = { ...latest!, version: 0, renewedAt: now, lastSeenAt: now, retired: false }
-      const renewed = yield* create(session.userId, { ...entry, expiresAt: deadline(entry) }, data.right)
-      yield* count(metrics.rotated)
-      return renewed
-    })
+
+    const rotate = Effect.fn("Sessions.rotate")((session: Session<A>) => renewId(session, grace))
 
     // Records a use when a limit needs it: rolling expiry when less than `threshold` of the lifetime is
     // left, the idle timeout when less than `threshold` of the idle window is left. Otherwise no write.
@@ -761,27 +921,32 @@ export const make = <A, I>(
           lastSeenAt: now,
           extendedUntil: roll ? Math.max(latest.extendedUntil, now + ttlMillis) : latest.extendedUntil
         })).pipe(
-          Effect.map((written): Session<A> | undefined => toSession(session.id, session.key, written, session.data)),
+          Effect.map((written): Session<A> | undefined =>
+            toSession(session.id, session.key, written, session.data, written.secret)
+          ),
           Effect.tap(() => count(metrics.refreshed)),
-          // Losing the race means another request just wrote this session: nothing to record.
-          Effect.catchTag("Conflict", () => Effect.succeed(undefined))
+          // Losing the race means another request just wrote (or renewed) this session: nothing to record.
+          Effect.catchTag("Conflict", "NotFound", () => Effect.succeed(undefined))
         )
     }
 
     // A token whose signature verified: its session id (raw and `Redacted`), the key that verified it,
-    // the session's store key, and the last entry read for it with the session made from it (reused
-    // while the store answers that same entry: no decode, no new object).
+    // the session's store key and secret digest, and the last entry read for it with the session made
+    // from it (reused while the store answers that same entry: no decode, no new object), and the user
+    // id that entry was checked to belong to the token's user.
     interface Checked {
       readonly id: Redacted.Redacted<string>
       readonly raw: string
       readonly keyIndex: number
       readonly key: Key
+      readonly secret: string
       entry: Entry | undefined
       session: Session<A> | undefined
+      owner: string | undefined
     }
     // The signature check of a token, remembered: a token whose signature verified once is looked up
-    // here on its next requests instead of being hashed again (HMAC-SHA512, then SHA-256 for the store
-    // key). Only verified tokens get in, so a forger pays the full check on every guess and cannot fill
+    // here on its next requests instead of being hashed again (HMAC-SHA512, then the digests of its
+    // parts). Only verified tokens get in, so a forger pays the full check on every guess and cannot fill
     // the map; it is bounded (the oldest entry leaves first). Validity is untouched: every read still
     // asks the store, so a cleared, revoked or expired session is refused at once.
     const verifiedTokens = new Map<string, Checked>()
@@ -789,21 +954,23 @@ export const make = <A, I>(
       // Anything longer than a token can be is refused by `verify` without being hashed, here too.
       const cached = typeof token === "string" && token.length <= maxTokenLength ? verifiedTokens.get(token) : undefined
       if (cached !== undefined) return cached
-      const verified = auth.verify(token)
+      const verified = auth.verify(token, domain)
       if (Either.isLeft(verified)) return verified.left
       // A copy of its own (a verified token is ASCII), so that the map never keeps alive the request
       // header the token was cut from.
       const own = verifiedTokenCache > 0 ? Buffer.from(token, "latin1").toString("latin1") : token
       const raw = own.slice(0, verified.right.id.length)
-      const key = storeKey(raw)
-      if (key === undefined) return notFound
+      const parts = parseId(raw)
+      if (parts === undefined) return notFound
       const result: Checked = {
         id: Redacted.make(raw),
         raw,
         keyIndex: verified.right.keyIndex,
-        key,
+        key: { user: parts.tag, session: lineageKey(parts.family) },
+        secret: secretDigest(parts.secret),
         entry: undefined,
-        session: undefined
+        session: undefined,
+        owner: undefined
       }
       if (verifiedTokenCache > 0) {
         if (verifiedTokens.size >= verifiedTokenCache) verifiedTokens.delete(verifiedTokens.keys().next().value!)
@@ -857,14 +1024,14 @@ export const make = <A, I>(
       const checked = check(token)
       if (isRejected(checked)) {
         account(fiber, checked._tag)
-        return k.refused(checked)
+        return k.refused(checked, false)
       }
       const start = observe ? performance.now() : 0
       return Effect.matchEffect(backend.fetch(checked.key, checked.entry), {
         onFailure: (error) => {
           if (observe) recordStore("fetch", start, true)
           account(fiber, "StoreError")
-          return k.refused(error)
+          return k.refused(error, false)
         },
         onSuccess: (stored) => {
           if (observe) recordStore("fetch", start, false)
@@ -883,50 +1050,68 @@ export const make = <A, I>(
       const now = Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis()
       if (Option.isNone(stored)) {
         account(fiber, "NotFound")
-        return k.refused(notFound)
+        return k.refused(notFound, false)
       }
       const entry = stored.value
+      // The entry must belong to the token's user: a keyed fingerprint of its user id is the token's tag,
+      // so whoever can write to the store but lacks the keys cannot move a session to another user.
+      if (entry.userId !== checked.owner) {
+        if (!owns(entry.userId, checked.key.user)) {
+          account(fiber, "NotFound")
+          return k.refused(notFound, false)
+        }
+        checked.owner = entry.userId
+      }
+      const current = entry.secret === checked.secret
+      if (!current && !(entry.previous === checked.secret && now < entry.previousUntil)) {
+        // The lineage lives on under a newer id: this token was renewed (by another request of this
+        // client, most likely), so the client must not be told to drop its token.
+        account(fiber, "NotFound")
+        return k.refused(notFound, true)
+      }
       if (isDead(entry, now)) {
         account(fiber, "Expired")
-        return k.refused(expired)
+        return k.refused(expired, false)
       }
       let session = checked.entry === entry ? checked.session : undefined
       if (session === undefined) {
         const data = decode(entry.data)
         if (Either.isLeft(data)) {
           account(fiber, "NotFound")
-          return Effect.zipRight(decodeFailed, k.refused(notFound))
+          return Effect.zipRight(decodeFailed, k.refused(notFound, false))
         }
-        session = toSession(checked.id, checked.key, entry, data.right)
-        checked.entry = entry
-        checked.session = session
+        const shared = freezeData(data.right)
+        session = toSession(checked.id, checked.key, entry, data.right, checked.secret)
+        checked.entry = shared ? entry : undefined
+        checked.session = shared ? session : undefined
       }
-      if (entry.retired) {
+      if (!current) {
+        // An id in its renewal grace: it reads, and is never renewed, re-signed or extended.
         account(fiber, "valid")
         return k.valid({ session, token: undefined })
       }
       if (renew && renewal !== undefined && now - entry.renewedAt >= renewal) {
-        const current = session
+        const readAs = session
         return Effect.matchEffect(
           settle(
-            rotate(session).pipe(
-              // A concurrent request renewed it first: this one is served by the old id's grace, if any.
-              Effect.catchTag("Conflict", "NotFound", () => Effect.succeed({ session: current, token: undefined }))
+            renewId(readAs, renewalGrace).pipe(
+              // A concurrent request renewed it first: this one is served by the old id's grace.
+              Effect.catchTag("Conflict", "NotFound", () => Effect.succeed({ session: readAs, token: undefined }))
             )
           ),
-          { onFailure: k.refused, onSuccess: k.valid }
+          { onFailure: (error) => k.refused(error, false), onSuccess: k.valid }
         )
       }
-      const resigned = checked.keyIndex === 0 ? undefined : auth.sign(checked.raw)
+      const resigned = checked.keyIndex === 0 ? undefined : auth.sign(checked.raw, domain)
       const touched = touch(session, entry, now)
       if (touched !== undefined) {
-        const current = session
+        const readAs = session
         return Effect.matchEffect(
           settle(Effect.map(touched, (written) =>
             written === undefined
-              ? { session: current, token: resigned }
-              : { session: written, token: resigned ?? auth.sign(checked.raw) })),
-          { onFailure: k.refused, onSuccess: k.valid }
+              ? { session: readAs, token: resigned }
+              : { session: written, token: resigned ?? auth.sign(checked.raw, domain) })),
+          { onFailure: (error) => k.refused(error, false), onSuccess: k.valid }
         )
       }
       account(fiber, "valid")
@@ -946,59 +1131,79 @@ export const make = <A, I>(
     const get = (token: string) => Effect.map(read(token, false), (resolved) => resolved.session)
 
     const extend = Effect.fn("Sessions.extend")(function*(session: Session<A>) {
-      const entry = yield* modify(session, (latest, now) =>
-        Effect.succeed({ ...latest, lastSeenAt: now, extendedUntil: now + ttlMillis }))
-      const data = decode(entry.data)
-      return toSession(session.id, session.key, entry, Either.isRight(data) ? data.right : session.data)
+      const entry = yield* modify(
+        session,
+        (latest, now) => Effect.succeed({ ...latest, lastSeenAt: now, extendedUntil: now + ttlMillis })
+      )
+      const data = decoded(entry)
+      return toSession(session.id, session.key, entry, Either.isRight(data) ? data.right : session.data, entry.secret)
     })
 
     const update = Effect.fn("Sessions.update")(function*(session: Session<A>, f: (data: A) => A) {
-      let data: A = session.data
       const entry = yield* modify(session, (latest) => {
         const current = decode(latest.data)
         // The stored data no longer decodes: there is nothing valid to update.
         if (Either.isLeft(current)) {
           return Effect.fail(notFound)
         }
-        data = f(current.right)
-        return Effect.map(encode(data), (encoded) => ({ ...latest, data: encoded }))
+        return Effect.map(encode(f(current.right)), (encoded) => ({ ...latest, data: encoded }))
       })
-      return toSession(session.id, session.key, entry, data)
+      const data = decoded(entry)
+      if (Either.isLeft(data)) return yield* Effect.die(data.left)
+      return toSession(session.id, session.key, entry, data.right, entry.secret)
     })
 
+    // Whether a session object stands for its lineage's current id, for the revocations it may make: an
+    // id in its renewal grace reads, but never revokes (it could otherwise end its own successor).
+    const isCurrent = (session: Session<A>) =>
+      Effect.suspend(() => {
+        const seen = known.get(session)
+        if (seen !== undefined) return Effect.succeed(seen.current)
+        const parts = partsOf(session)
+        if (parts === undefined) return Effect.succeed(false)
+        return Effect.map(
+          store.fetch(session.key),
+          (entry) => Option.isSome(entry) && entry.value.secret === parts.digest
+        )
+      })
+
     const clear = Effect.fn("Sessions.clear")(function*(session: Session<A>) {
-      yield* store.delete(session.key)
+      if (yield* isCurrent(session)) yield* store.delete(session.key)
     })
 
     const list = Effect.fn("Sessions.list")(function*(userId: string) {
-      const listed = yield* store.list(userKey(userId), yield* Clock.currentTimeMillis)
       const now = yield* Clock.currentTimeMillis
       const sessions: Array<SessionInfo<A>> = []
-      for (const { entry, key } of listed) {
-        // The user part is a 128-bit hash: compare the user id itself all the same.
-        if (entry.userId !== userId || entry.retired || isDead(entry, now)) {
-          continue
-        }
-        const data = decode(entry.data)
-        if (Either.isRight(data)) {
-          sessions.push(toInfo(key, entry, data.right))
+      for (const tag of userTags(userId)) {
+        for (const { entry, key } of yield* store.list(tag, now)) {
+          if (entry.userId !== userId || isDead(entry, now)) continue
+          const data = decode(entry.data)
+          if (Either.isRight(data)) {
+            freezeData(data.right)
+            sessions.push(Object.freeze(toInfo(key, entry, data.right)))
+          }
         }
       }
-      return sessions.sort((a, b) =>
-        a.createdAt.epochMillis - b.createdAt.epochMillis
-      )
+      return sessions.sort((a, b) => a.createdAt.epochMillis - b.createdAt.epochMillis)
     })
 
     const revoke = Effect.fn("Sessions.revoke")(function*(userId: string, session: string) {
-      yield* store.delete({ user: userKey(userId), session })
+      for (const tag of userTags(userId)) yield* store.delete({ user: tag, session })
     })
 
     const clearAll = Effect.fn("Sessions.clearAll")(function*(userId: string) {
-      return yield* store.deleteUser(userKey(userId))
+      let deleted = 0
+      for (const tag of userTags(userId)) deleted += yield* store.deleteUser(tag)
+      return deleted
     })
 
     const clearOthers = Effect.fn("Sessions.clearOthers")(function*(session: Session<A>) {
-      return yield* store.deleteUser(session.key.user, session.key.session)
+      if (!(yield* isCurrent(session))) return 0
+      let deleted = 0
+      for (const tag of userTags(session.userId)) {
+        deleted += yield* store.deleteUser(tag, tag === session.key.user ? session.key.session : undefined)
+      }
+      return deleted
     })
 
     return {
@@ -1014,7 +1219,7 @@ export const make = <A, I>(
       revoke,
       clearAll,
       clearOthers,
-      token: (session) => auth.sign(Redacted.value(session.id)),
+      token: (session) => auth.sign(Redacted.value(session.id), domain),
       // With `traceReads` a read opens its own span, which only `resolve` does.
       [ResolveWith]: options.traceReads === true
         ? undefined
@@ -1035,13 +1240,14 @@ export const make = <A, I>(
 export const layer = <Self, A, I>(
   tag: SessionsTag<Self, A, I>,
   options: Options = {}
-): Layer.Layer<Self, InvalidOptions, Store | Auth> => Layer.effect(tag, make(tag.data, options))
+): Layer.Layer<Self, InvalidOptions, Store | Auth> => Layer.effect(tag, make(tag.data, { name: tag.key, ...options }))
 
 /**
  * The sessions service with its options read from `Config`. By default: `SESSION_TTL` (an Effect duration
  * such as `3 days` or `90 minutes`; default 3 days), and the optional `SESSION_IDLE_TIMEOUT`,
  * `SESSION_ABSOLUTE_LIFETIME`, `SESSION_ROLLING` (`true`, or a threshold such as `0.25`),
- * `SESSION_RENEWAL_INTERVAL` and `SESSION_ROTATION_GRACE`.
+ * `SESSION_RENEWAL_INTERVAL`, `SESSION_RENEWAL_GRACE`, `SESSION_ROTATION_GRACE` and
+ * `SESSION_MAX_PER_USER`.
  *
  * @since 0.1.0
  * @category layers
@@ -1050,7 +1256,7 @@ export const layerConfig = <Self, A, I>(
   tag: SessionsTag<Self, A, I>,
   config: Config.Config.Wrap<Options> = optionsConfig
 ): Layer.Layer<Self, InvalidOptions | ConfigError.ConfigError, Store | Auth> =>
-  Layer.effect(tag, Effect.flatMap(Config.unwrap(config), (options) => make(tag.data, options)))
+  Layer.effect(tag, Effect.flatMap(Config.unwrap(config), (options) => make(tag.data, { name: tag.key, ...options })))
 
 /**
  * A `Config` for the session lifetime (default `SESSION_TTL`): an Effect duration such as `3 days` or
@@ -1110,5 +1316,12 @@ export const optionsConfig: Config.Config.Wrap<Options> = {
   absoluteLifetime: optionalDuration("SESSION_ABSOLUTE_LIFETIME"),
   rolling: rollingConfig,
   renewalInterval: optionalDuration("SESSION_RENEWAL_INTERVAL"),
-  rotationGrace: Config.map(Config.option(Config.duration("SESSION_ROTATION_GRACE")), Option.getOrUndefined)
+  renewalGrace: Config.map(Config.option(Config.duration("SESSION_RENEWAL_GRACE")), Option.getOrUndefined),
+  rotationGrace: Config.map(Config.option(Config.duration("SESSION_ROTATION_GRACE")), Option.getOrUndefined),
+  maxSessionsPerUser: Config.integer().pipe(
+    Config.validate({ message: "expected a whole number, 1 or more", validation: (n) => n >= 1 }),
+    Config.nested("SESSION_MAX_PER_USER"),
+    Config.option,
+    Config.map(Option.getOrUndefined)
+  )
 }

@@ -8,6 +8,7 @@ const k2 = newKey()
 
 // The synchronous property tests below need a signer outside of an effect.
 const signer = Effect.runSync(Auth.make({ keys: [k1] }))
+const domain = "app/Session"
 
 const reasonOf = (result: Either.Either<Auth.Verified, Auth.BadSignature>) =>
   Either.match(result, { onLeft: (error) => `${error._tag}:${error.reason}`, onRight: () => "verified" })
@@ -44,9 +45,9 @@ describe("Auth", () => {
       Effect.gen(function*() {
         const auth = yield* Auth.make({ keys: [k1] })
         const id = Auth.randomId()
-        const token = auth.sign(id)
+        const token = auth.sign(id, domain)
         expect(token.startsWith(`${id}.`)).toBe(true)
-        expect(yield* auth.verify(token)).toEqual({ id, keyIndex: 0 })
+        expect(yield* auth.verify(token, domain)).toEqual({ id, keyIndex: 0 })
       }))
 
     it.effect("signing is deterministic per key and differs between keys", () =>
@@ -54,8 +55,8 @@ describe("Auth", () => {
         const a = yield* Auth.make({ keys: [k1] })
         const b = yield* Auth.make({ keys: [k2] })
         const id = Auth.randomId()
-        expect(a.sign(id)).toBe(a.sign(id))
-        expect(a.sign(id)).not.toBe(b.sign(id))
+        expect(a.sign(id, domain)).toBe(a.sign(id, domain))
+        expect(a.sign(id, domain)).not.toBe(b.sign(id, domain))
       }))
 
     it.effect("a Uint8Array key signs like the same bytes given as a string", () =>
@@ -63,11 +64,34 @@ describe("Auth", () => {
         const text = Redacted.value(k1) as string
         const fromBytes = yield* Auth.make({ keys: [Redacted.make(new Uint8Array(Buffer.from(text, "utf8")))] })
         const id = Auth.randomId()
-        expect(fromBytes.sign(id)).toBe(signer.sign(id))
+        expect(fromBytes.sign(id, domain)).toBe(signer.sign(id, domain))
       }))
 
+    it.effect("a token of one domain never verifies in another, whatever the keys share", () =>
+      Effect.gen(function*() {
+        const auth = yield* Auth.make({ keys: [k1, k2] })
+        const id = Auth.randomId()
+        const token = auth.sign(id, "app/UserSession")
+        expect(yield* auth.verify(token, "app/UserSession")).toEqual({ id, keyIndex: 0 })
+        for (const other of ["app/AdminSession", "", "app/UserSessio", "app/UserSession ", "app/UserSession:"]) {
+          expect((yield* Effect.flip(auth.verify(token, other))).reason).toBe("Signature")
+        }
+      }))
+
+    it.prop(
+      "domain and id are bound unambiguously: no other (domain, id) pair shares a signature",
+      [fc.string({ maxLength: 12 }), fc.string({ maxLength: 12 }), fc.integer({ min: 1, max: 8 })],
+      ([left, right, cut]) => {
+        // moving characters between the domain and the value must never give the same MAC
+        const value = `${right}${"A".repeat(cut)}`
+        const a = signer.fingerprint(value, left)[0]
+        const b = signer.fingerprint(value.slice(cut), `${left}${value.slice(0, cut)}`)[0]
+        expect(a).not.toBe(b)
+      }
+    )
+
     describe("rejections", () => {
-      const token = signer.sign(Auth.randomId())
+      const token = signer.sign(Auth.randomId(), domain)
       const dot = token.indexOf(".")
 
       const cases: ReadonlyArray<readonly [string, string, "Malformed" | "Signature"]> = [
@@ -86,13 +110,13 @@ describe("Auth", () => {
       ]
 
       it("the unaltered token verifies (control)", () => {
-        expect(reasonOf(signer.verify(token))).toBe("verified")
+        expect(reasonOf(signer.verify(token, domain))).toBe("verified")
       })
 
       for (const [name, input, reason] of cases) {
         it(`${name} is BadSignature (${reason})`, () => {
           expect(input).not.toBe(token)
-          const result = signer.verify(input)
+          const result = signer.verify(input, domain)
           expect(Either.isLeft(result)).toBe(true)
           if (Either.isLeft(result)) {
             expect(result.left).toBeInstanceOf(Auth.BadSignature)
@@ -105,7 +129,7 @@ describe("Auth", () => {
       it.effect("a token signed with another key is BadSignature (Signature)", () =>
         Effect.gen(function*() {
           const other = yield* Auth.make({ keys: [k2] })
-          const error = yield* Effect.flip(other.verify(token))
+          const error = yield* Effect.flip(other.verify(token, domain))
           expect(error._tag).toBe("BadSignature")
           expect(error.reason).toBe("Signature")
         }))
@@ -117,23 +141,23 @@ describe("Auth", () => {
         const variant = signature.slice(0, -1) + base64UrlAlphabet[last ^ 1]!
         expect(variant).not.toBe(signature)
         expect(Buffer.from(variant, "base64url")).toEqual(Buffer.from(signature, "base64url"))
-        const result = signer.verify(`${token.slice(0, dot)}.${variant}`)
+        const result = signer.verify(`${token.slice(0, dot)}.${variant}`, domain)
         expect(reasonOf(result)).toBe("BadSignature:Signature")
       })
 
       it("the longest accepted token is still verified, one character more is Malformed", () => {
         const id = "A".repeat(Auth.maxTokenLength - 87)
-        const longest = signer.sign(id)
+        const longest = signer.sign(id, domain)
         expect(longest.length).toBe(Auth.maxTokenLength)
-        expect(reasonOf(signer.verify(longest))).toBe("verified")
-        expect(reasonOf(signer.verify(signer.sign(`${id}A`)))).toBe("BadSignature:Malformed")
+        expect(reasonOf(signer.verify(longest, domain))).toBe("verified")
+        expect(reasonOf(signer.verify(signer.sign(`${id}A`, domain), domain))).toBe("BadSignature:Malformed")
       })
     })
 
     describe("properties", () => {
-      const token = signer.sign(Auth.randomId())
+      const token = signer.sign(Auth.randomId(), domain)
       const isBadSignature = (input: string) => {
-        const result = signer.verify(input)
+        const result = signer.verify(input, domain)
         return Either.isLeft(result) && result.left instanceof Auth.BadSignature
       }
 
@@ -149,7 +173,7 @@ describe("Auth", () => {
         "strings shaped like tokens never verify",
         [fc.stringMatching(/^[A-Za-z0-9_-]{1,64}$/), fc.stringMatching(/^[A-Za-z0-9_-]{86}$/)],
         ([id, signature]) => {
-          expect(reasonOf(signer.verify(`${id}.${signature}`))).toBe("BadSignature:Signature")
+          expect(reasonOf(signer.verify(`${id}.${signature}`, domain))).toBe("BadSignature:Signature")
         },
         { fastCheck: { numRuns: 2000 } }
       )
@@ -173,7 +197,7 @@ describe("Auth", () => {
         const before = yield* Auth.make({ keys: [k1] })
         const after = yield* Auth.make({ keys: [k2, k1] })
         const id = Auth.randomId()
-        expect(yield* after.verify(before.sign(id))).toEqual({ id, keyIndex: 1 })
+        expect(yield* after.verify(before.sign(id, domain), domain)).toEqual({ id, keyIndex: 1 })
       }))
 
     it.effect("the first key signs: the new key alone verifies, the old key alone does not", () =>
@@ -182,10 +206,31 @@ describe("Auth", () => {
         const newOnly = yield* Auth.make({ keys: [k2] })
         const oldOnly = yield* Auth.make({ keys: [k1] })
         const id = Auth.randomId()
-        const token = rotated.sign(id)
-        expect(yield* rotated.verify(token)).toEqual({ id, keyIndex: 0 })
-        expect(yield* newOnly.verify(token)).toEqual({ id, keyIndex: 0 })
-        expect((yield* Effect.flip(oldOnly.verify(token))).reason).toBe("Signature")
+        const token = rotated.sign(id, domain)
+        expect(yield* rotated.verify(token, domain)).toEqual({ id, keyIndex: 0 })
+        expect(yield* newOnly.verify(token, domain)).toEqual({ id, keyIndex: 0 })
+        expect((yield* Effect.flip(oldOnly.verify(token, domain))).reason).toBe("Signature")
+      }))
+  })
+
+  describe("fingerprint", () => {
+    it.effect("is a 128-bit keyed digest per key, the signing key's first, that needs the key to compute", () =>
+      Effect.gen(function*() {
+        const one = yield* Auth.make({ keys: [k1] })
+        const rotated = yield* Auth.make({ keys: [k2, k1] })
+        const prints = rotated.fingerprint("alice@example.com", domain)
+        expect(prints).toHaveLength(2)
+        for (const print of prints) expect(print).toMatch(/^[A-Za-z0-9_-]{22}$/)
+        // the old key's fingerprint is found again after rotation, in second place
+        expect(prints[1]).toBe(one.fingerprint("alice@example.com", domain)[0])
+        expect(prints[0]).not.toBe(prints[1])
+        // deterministic, and different per value and per domain
+        expect(one.fingerprint("alice@example.com", domain)).toEqual(one.fingerprint("alice@example.com", domain))
+        expect(one.fingerprint("bob@example.com", domain)[0]).not.toBe(prints[1])
+        expect(one.fingerprint("alice@example.com", "app/Other")[0]).not.toBe(prints[1])
+        // not an unkeyed function of the value: another secret gives another digest
+        const other = yield* Auth.make({ keys: [newKey()] })
+        expect(other.fingerprint("alice@example.com", domain)[0]).not.toBe(prints[1])
       }))
   })
 
@@ -257,8 +302,8 @@ describe("Auth", () => {
         const first = yield* Auth.make({ keys: [k1] })
         const second = yield* Auth.make({ keys: [k2] })
         const id = Auth.randomId()
-        expect(yield* first.verify(configured.sign(id))).toEqual({ id, keyIndex: 0 })
-        expect(yield* configured.verify(second.sign(id))).toEqual({ id, keyIndex: 1 })
+        expect(yield* first.verify(configured.sign(id, domain), domain)).toEqual({ id, keyIndex: 0 })
+        expect(yield* configured.verify(second.sign(id, domain), domain)).toEqual({ id, keyIndex: 1 })
       }))
 
     it.effect("a short key in SESSION_KEYS is a ConfigError naming the variable", () =>

@@ -14,8 +14,7 @@ class AppSession extends Session.Tag<AppSession>()("test/Observability", {
   data: Schema.Struct({ n: Schema.Number })
 }) {}
 
-const counter = (metric: Metric.Metric.Counter<number>) =>
-  Effect.map(Metric.value(metric), (state) => state.count)
+const counter = (metric: Metric.Metric.Counter<number>) => Effect.map(Metric.value(metric), (state) => state.count)
 
 const rejected = (reason: string) => counter(Metric.tagged(Session.metrics.rejected, "reason", reason))
 

@@ -24,6 +24,7 @@ import * as SessionsTest from "../src/layers/Test.js"
 import * as Session from "../src/Session.js"
 import { type Entry, Store } from "../src/Store.js"
 import { makeEntry } from "./support/entry.js"
+import { makeId } from "./support/ids.js"
 
 // Session data with transformations, so that the stored (encoded) form differs from the decoded one.
 const Data = Schema.Struct({
@@ -52,8 +53,6 @@ const view = (session: Session.Session<Data>) => ({
   expiresAt: session.expiresAt.epochMillis,
   data: session.data
 })
-
-const sha256 = (id: string) => Crypto.createHash("sha256").update(id).digest("base64url")
 
 const otherKey = () => Redacted.make(Auth.randomId(48))
 
@@ -95,15 +94,16 @@ describe("Sessions", () => {
         const sessions = yield* AppSession
         const store = yield* Store
         const auth = yield* Auth.Auth
-        const id = Session.makeId("user-9")
+        const { id, key, secret } = makeId(auth, AppSession.key, "user-9")
         const entry: Entry = makeEntry({
           userId: "user-9",
           createdAt: 0,
           expiresAt: ttlMillis,
+          secret,
           data: { csrf: "c", lastSeen: "2020-02-29T23:59:59.000Z", visits: "42" }
         })
-        expect(yield* store.save(Session.storeKey(id)!, entry, "create")).toBe(true)
-        const got = yield* sessions.get(auth.sign(id))
+        expect(yield* store.save(key, entry, "create")).toBe(true)
+        const got = yield* sessions.get(auth.sign(id, AppSession.key))
         expect(got.userId).toBe("user-9")
         expect(got.data).toEqual({ csrf: "c", lastSeen: new Date(Date.UTC(2020, 1, 29, 23, 59, 59)), visits: 42 })
       }).pipe(Effect.provide(TestLayer)))
@@ -296,40 +296,65 @@ describe("Sessions", () => {
         const auth = yield* Auth.Auth
         const outage = yield* SessionsTest.Outage
         yield* outage.start // a lookup would fail with StoreError
-        expect((yield* Effect.flip(sessions.get(auth.sign(Auth.randomId()))))._tag).toBe("NotFound")
+        expect((yield* Effect.flip(sessions.get(auth.sign(Auth.randomId(), AppSession.key))))._tag).toBe("NotFound")
         yield* outage.end
       }).pipe(Effect.provide(TestLayer)))
   })
 
   describe("ids and store keys", () => {
-    it.effect("a session id carries at least 128 bits and is the id part of the token", () =>
+    it.effect("a session id is the user's keyed tag, then 384 random bits, and is the id part of the token", () =>
       Effect.gen(function*() {
         const sessions = yield* AppSession
+        const auth = yield* Auth.Auth
         const { session, token } = yield* sessions.issue("user-1", data)
         const id = Redacted.value(session.id)
-        expect(id).toMatch(/^[A-Za-z0-9_-]+$/)
-        // the user part, then the random part
-        expect(id.startsWith(Session.userKey("user-1"))).toBe(true)
-        expect(Buffer.from(id.slice(Session.userKey("user-1").length), "base64url").length * 8)
-          .toBeGreaterThanOrEqual(128)
+        expect(id).toMatch(/^[A-Za-z0-9_-]{87}$/)
+        // the user's fingerprint under the signing key, then the lineage (128 bits) and the secret (256 bits)
+        expect(id.slice(0, 22)).toBe(auth.fingerprint("user-1", AppSession.key)[0])
+        expect(Buffer.from(id.slice(22), "base64url").length * 8).toBe(384)
         expect(token.startsWith(`${id}.`)).toBe(true)
       }).pipe(Effect.provide(TestLayer)))
 
-    it.effect("the store is keyed by a SHA-256 of the id and never holds the raw id or the token", () =>
+    it.effect("nothing in a token or a store key is an unkeyed function of the user id", () =>
+      Effect.gen(function*() {
+        // Two deployments with different secrets, one user: their tokens share no prefix, and neither
+        // contains a plain hash of the user id.
+        const issueWith = Effect.gen(function*() {
+          const { session, token } = yield* (yield* AppSession).issue("alice@example.com", data)
+          return { session, token }
+        })
+        const one = yield* issueWith.pipe(Effect.provide(TestLayer))
+        const two = yield* issueWith.pipe(Effect.provide(TestLayer))
+        expect(one.session.key.user).not.toBe(two.session.key.user)
+        expect(one.token.slice(0, 8)).not.toBe(two.token.slice(0, 8))
+        for (const hash of ["sha256", "sha1", "md5", "sha512"]) {
+          const plain = Crypto.createHash(hash).update("alice@example.com").digest()
+          for (const encoded of [plain.toString("base64url"), plain.toString("hex"), plain.toString("base64")]) {
+            for (const { session, token } of [one, two]) {
+              expect(token).not.toContain(encoded.slice(0, 16))
+              expect(session.key.user).not.toContain(encoded.slice(0, 16))
+              expect(session.key.session).not.toContain(encoded.slice(0, 16))
+            }
+          }
+        }
+      }))
+
+    it.effect("the store never holds an id, a part of one, or a token", () =>
       Effect.gen(function*() {
         const sessions = yield* AppSession
         const store = yield* Store
         const { session, token } = yield* sessions.issue("user-1", data)
         const id = Redacted.value(session.id)
-        expect(session.key).toEqual({ user: Session.userKey("user-1"), session: sha256(id) })
-        expect(Session.storeKey(id)).toEqual(session.key)
-        expect(session.key.session).not.toContain(id)
-        expect(Option.isNone(yield* store.fetch({ user: session.key.user, session: id }))).toBe(true)
-        const entry = yield* store.fetch(session.key)
-        expect(Option.isSome(entry)).toBe(true)
-        const serialized = JSON.stringify(Option.getOrThrow(entry))
-        expect(serialized).not.toContain(id)
-        expect(serialized).not.toContain(token.slice(token.indexOf(".") + 1))
+        const rotated = yield* sessions.rotate(session)
+        for (const part of [id.slice(22, 44), id.slice(44), Redacted.value(rotated.session.id).slice(44)]) {
+          expect(session.key.session).not.toContain(part.slice(0, 12))
+          const serialized = JSON.stringify(Option.getOrThrow(yield* store.fetch(session.key)))
+          expect(serialized).not.toContain(part.slice(0, 12))
+        }
+        const serialized = JSON.stringify(Option.getOrThrow(yield* store.fetch(session.key)))
+        expect(serialized).not.toContain(token.slice(token.indexOf(".") + 1, token.indexOf(".") + 13))
+        // the lineage keeps its key when its id is renewed
+        expect(rotated.session.key).toEqual(session.key)
       }).pipe(Effect.provide(TestLayer)))
 
     it.effect("a session printed or serialized does not reveal its id", () =>
@@ -356,10 +381,16 @@ describe("Sessions", () => {
           const sessions = yield* AppSession
           const store = yield* Store
           const auth = yield* Auth.Auth
-          const id = Session.makeId("user-1")
-          const entry: Entry = makeEntry({ userId: "user-1", createdAt: 0, expiresAt: ttlMillis, data: garbage })
-          expect(yield* store.save(Session.storeKey(id)!, entry, "create")).toBe(true)
-          const exit = yield* Effect.exit(sessions.get(auth.sign(id)))
+          const { id, key, secret } = makeId(auth, AppSession.key, "user-1")
+          const entry: Entry = makeEntry({
+            userId: "user-1",
+            createdAt: 0,
+            expiresAt: ttlMillis,
+            secret,
+            data: garbage
+          })
+          expect(yield* store.save(key, entry, "create")).toBe(true)
+          const exit = yield* Effect.exit(sessions.get(auth.sign(id, AppSession.key)))
           expect(Exit.isFailure(exit) && !Cause.isDie(exit.cause)).toBe(true)
           if (Exit.isFailure(exit)) {
             expect(Option.map(Cause.failureOption(exit.cause), (error) => error._tag)).toEqual(Option.some("NotFound"))
@@ -406,7 +437,7 @@ describe("Sessions", () => {
         yield* expectBadSignature(token.slice(0, -1), "Malformed")
         yield* expectBadSignature(token.slice(1), "Signature")
         yield* expectBadSignature(id, "Malformed")
-        yield* expectBadSignature(wrongKey.sign(id), "Signature")
+        yield* expectBadSignature(wrongKey.sign(id, AppSession.key), "Signature")
         yield* expectBadSignature("", "Malformed")
         yield* expectBadSignature(`${id.replace(/^./, "+")}${token.slice(dot)}`, "Malformed")
         yield* expectBadSignature(`${id}.${"!".repeat(86)}`, "Malformed")
@@ -554,8 +585,8 @@ describe("Sessions", () => {
 
         const resigned = after.token(read)
         expect(resigned).not.toBe(token)
-        expect(yield* newOnly.verify(resigned)).toEqual({ id: Redacted.value(session.id), keyIndex: 0 })
-        expect((yield* Effect.flip(oldOnly.verify(resigned))).reason).toBe("Signature")
+        expect(yield* newOnly.verify(resigned, AppSession.key)).toEqual({ id: Redacted.value(session.id), keyIndex: 0 })
+        expect((yield* Effect.flip(oldOnly.verify(resigned, AppSession.key))).reason).toBe("Signature")
         expect(view(yield* after.get(resigned))).toEqual(view(session))
         // Before the rotation reached it, a server with only the old key cannot read the new token.
         expect((yield* Effect.flip(before.get(resigned)))._tag).toBe("BadSignature")
@@ -571,9 +602,10 @@ describe("Sessions", () => {
         const calls = { verify: 0 }
         const counting = Auth.Auth.of({
           sign: auth.sign,
-          verify: (token) => {
+          fingerprint: auth.fingerprint,
+          verify: (token, domain) => {
             calls.verify++
-            return auth.verify(token)
+            return auth.verify(token, domain)
           }
         })
         const store = yield* Memory.make({ sweepInterval: "30 days" })

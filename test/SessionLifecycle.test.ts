@@ -67,6 +67,9 @@ const parts = (token: string) => {
 
 const idOf = (session: Session.Session<Data>) => Redacted.value(session.id)
 
+const byKey = (a: { readonly session: string }, b: { readonly session: string }) =>
+  a.session < b.session ? -1 : a.session > b.session ? 1 : 0
+
 /** A sessions service on `store`, signing with the first of `keys`. */
 const sessionsOn = (
   store: StoreService,
@@ -164,7 +167,7 @@ const at = (millis: number) => TestClock.setTime(millis)
 for (const backend of backends) {
   describe(`session lifecycle on ${backend.name}`, () => {
     describe("rotate", () => {
-      it.scoped("gives a new id and token, keeps user, data and login time; the old token dies at once", () =>
+      it.scoped("gives a new id and token, keeps user, data, login time and lineage; the old token dies at once", () =>
         Effect.gen(function*() {
           const { sessions, store, t0 } = yield* setup(backend, { ttl: "1 hour" })
           const userId = newUser()
@@ -175,15 +178,18 @@ for (const backend of backends) {
           expect(rotated.token).not.toBe(token)
           expect(idOf(rotated.session)).not.toBe(idOf(session))
           expect(parts(rotated.token).id).toBe(idOf(rotated.session))
-          expect(rotated.session.key.session).not.toBe(session.key.session)
+          // the same lineage: one store entry, which now answers only to the new id
+          expect(rotated.session.key).toEqual(session.key)
           expect(rotated.session.userId).toBe(userId)
           expect(rotated.session.data).toEqual(data)
           expect(rotated.session.createdAt.epochMillis).toBe(t0)
           expect(rotated.session.renewedAt.epochMillis).toBe(t0 + 5 * minute)
 
-          // no grace: the old id is gone from the store and its token is refused at once
+          // no grace: the old id is refused at once, and the store keeps nothing of its secret
           expect(yield* failureTag(sessions.get(token))).toBe("NotFound")
-          expect(Option.isNone(yield* store.fetch(session.key))).toBe(true)
+          const entry = yield* stored(store, session)
+          expect(entry.previous).toBeUndefined()
+          expect(entry.version).toBe(1)
 
           const got = yield* sessions.get(rotated.token)
           expect(got.userId).toBe(userId)
@@ -204,20 +210,20 @@ for (const backend of backends) {
           const inFlight = yield* sessions.get(token)
           expect(idOf(inFlight)).toBe(idOf(session))
           expect(inFlight.userId).toBe(userId)
-          expect(inFlight.expiresAt.epochMillis).toBe(t0 + minute + 10 * second)
-          // and is not handed a token: the retired id is not renewed or re-signed
+          expect(inFlight.expiresAt.epochMillis).toBe(t0 + hour)
+          // and is not handed a token: the replaced id is not renewed or re-signed
           expect((yield* sessions.resolve(token)).token).toBeUndefined()
 
           yield* at(t0 + minute + 10 * second - 1)
           expect(idOf(yield* sessions.get(token))).toBe(idOf(session))
 
           yield* at(t0 + minute + 10 * second)
-          expect(yield* failureTag(sessions.get(token))).toBe("Expired")
-          expect(yield* failureTag(sessions.resolve(token))).toBe("Expired")
+          expect(yield* failureTag(sessions.get(token))).toBe("NotFound")
+          expect(yield* failureTag(sessions.resolve(token))).toBe("NotFound")
           expect(idOf(yield* sessions.get(rotated.token))).toBe(idOf(rotated.session))
         }))
 
-      it.scoped("the retired session cannot be extended, updated or rotated, and list does not show it", () =>
+      it.scoped("a replaced id in its grace reads, but never extends, updates, rotates or revokes", () =>
         Effect.gen(function*() {
           const { sessions, store, t0 } = yield* setup(backend, { ttl: "1 hour", rotationGrace: "10 seconds" })
           const userId = newUser()
@@ -233,16 +239,25 @@ for (const backend of backends) {
             expect(yield* failureTag(sessions.update(retired, (d) => ({ ...d, n: d.n + 1 })))).toBe("NotFound")
             expect(yield* failureTag(sessions.rotate(retired))).toBe("NotFound")
           }
+          // nor end its successor: clear does nothing and clearOthers deletes nothing
+          const other = yield* sessions.issue(userId, data)
+          yield* sessions.clear(inFlight)
+          expect(yield* sessions.clearOthers(inFlight)).toBe(0)
+          expect((yield* sessions.get(rotated.token)).userId).toBe(userId)
+          expect((yield* sessions.get(other.token)).userId).toBe(userId)
           const listed = yield* sessions.list(userId)
-          expect(listed.map((info) => info.key)).toEqual([rotated.session.key])
+          expect(listed.map((info) => info.key).sort(byKey)).toEqual(
+            [rotated.session.key, other.session.key].sort(byKey)
+          )
 
-          // nothing of that changed the retired entry: it still dies when the grace ends, with its data
+          // nothing of that changed the entry, which still lets the old id read until the grace ends
           const entry = yield* stored(store, session)
-          expect(entry.retired).toBe(true)
-          expect(entry.expiresAt).toBe(t0 + minute + 10 * second)
+          expect(entry.version).toBe(1)
+          expect(entry.previousUntil).toBe(t0 + minute + 10 * second)
           expect(entry.data).toEqual(data)
           yield* at(t0 + minute + 10 * second)
-          expect(yield* failureTag(sessions.get(token))).toBe("Expired")
+          expect(yield* failureTag(sessions.get(token))).toBe("NotFound")
+          expect((yield* sessions.get(rotated.token)).userId).toBe(userId)
         }))
 
       it.scoped("rotating a cleared session fails NotFound and never brings it back", () =>
@@ -269,7 +284,11 @@ for (const backend of backends) {
     describe("renewalInterval", () => {
       it.scoped("resolve renews a token older than the interval; younger tokens get no token; get never renews", () =>
         Effect.gen(function*() {
-          const { sessions, store, t0 } = yield* setup(backend, { ttl: "1 hour", renewalInterval: "15 minutes" })
+          const { sessions, store, t0 } = yield* setup(backend, {
+            ttl: "1 hour",
+            renewalInterval: "15 minutes",
+            renewalGrace: 0
+          })
           const userId = newUser()
           const { session, token } = yield* sessions.issue(userId, data)
 
@@ -563,8 +582,8 @@ for (const backend of backends) {
           expect(resolved.token).toBeDefined()
           expect(resolved.token).not.toBe(token)
           expect(idOf(resolved.session)).toBe(idOf(session))
-          expect(yield* newOnly.verify(resolved.token!)).toEqual({ id: idOf(session), keyIndex: 0 })
-          expect((yield* Effect.flip(oldOnly.verify(resolved.token!))).reason).toBe("Signature")
+          expect(yield* newOnly.verify(resolved.token!, AppSession.key)).toEqual({ id: idOf(session), keyIndex: 0 })
+          expect((yield* Effect.flip(oldOnly.verify(resolved.token!, AppSession.key))).reason).toBe("Signature")
           // re-signing needs no write
           expect((yield* stored(store, session)).version).toBe(0)
           // the re-signed token is current: nothing more to hand out
@@ -817,7 +836,7 @@ describe("token parser and verifier (properties)", () => {
       expect(Cause.isDie(exit.cause), Cause.pretty(exit.cause)).toBe(false)
       expect(Option.map(Cause.failureOption(exit.cause), (error) => error._tag)).toEqual(Option.some(expected))
     }
-    const verified = signer().verify(input)
+    const verified = signer().verify(input, AppSession.key)
     expect(Either.isRight(verified)).toBe(expected === "NotFound")
   }
 
@@ -886,7 +905,7 @@ describe("token parser and verifier (properties)", () => {
     [index, fc.uint8Array({ minLength: 32, maxLength: 64 })],
     ([i, bytes]) => {
       const other = Effect.runSync(Auth.make({ keys: [Redacted.make(bytes)] }))
-      const forged = other.sign(parts(token(i)).id)
+      const forged = other.sign(parts(token(i)).id, AppSession.key)
       expect(forged).not.toBe(token(i))
       expectRejected(forged)
     },
@@ -916,7 +935,7 @@ describe("token parser and verifier (properties)", () => {
       expectRejected(`${id}.${signature}`)
       // a well-signed id that was never issued: the store is asked and has nothing (unless the token is
       // longer than the verifier looks at)
-      const signed = signer().sign(id)
+      const signed = signer().sign(id, AppSession.key)
       expectRejected(signed, signed.length > Auth.maxTokenLength ? "BadSignature" : "NotFound")
     },
     { fastCheck: { numRuns: 10_000 } }
@@ -924,10 +943,10 @@ describe("token parser and verifier (properties)", () => {
 
   it.effect.prop(
     "Auth.verify alone rejects well-formed forgeries with reason Signature",
-    [base64Url(65, 65), base64Url(86, 86)],
+    [base64Url(87, 87), base64Url(86, 86)],
     ([id, signature]) =>
       Effect.gen(function*() {
-        const error = yield* Effect.flip(signer().verify(`${id}.${signature}`))
+        const error = yield* Effect.flip(signer().verify(`${id}.${signature}`, AppSession.key))
         expect(error.reason).toBe("Signature")
       }),
     { fastCheck: { numRuns: 250 } }

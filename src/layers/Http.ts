@@ -221,7 +221,10 @@ export const make = <Self, A, I>(tag: SessionsTag<Self, A, I>, options: Options 
       const resolveWith = sessions[ResolveWith]
       return resolveWith !== undefined
         ? resolveWith(fiber, token.value, k)
-        : Effect.matchEffect(sessions.resolve(token.value), { onFailure: k.refused, onSuccess: k.valid })
+        : Effect.matchEffect(sessions.resolve(token.value), {
+          onFailure: (error) => k.refused(error, false),
+          onSuccess: k.valid
+        })
     })
 
   const load: SessionHttp<Self, A>["load"] = withSession((_, session) => Effect.succeed(session), Effect.fail)

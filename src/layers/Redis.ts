@@ -209,7 +209,7 @@ const toStoreError = (operation: string) => (cause: unknown): StoreError => {
         )
     ? "Unavailable"
     : "Unknown"
-  return new StoreError({ reason, message: `Redis ${operation} failed: ${message}`, cause })
+  return new StoreError({ reason, message: `Redis ${operation} failed: ${message}` })
 }
 
 // Someone else's value of another type under a session key is garbage, not an outage.

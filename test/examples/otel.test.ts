@@ -7,9 +7,9 @@ import { describe, expect, it } from "@effect/vitest"
 import { AggregationTemporality, InMemoryMetricExporter } from "@opentelemetry/sdk-metrics"
 import { InMemorySpanExporter } from "@opentelemetry/sdk-trace-base"
 import { ConfigProvider, Effect, Exit, Layer, Scope } from "effect"
-import * as Auth from "../../src/Auth.js"
 import * as CsrfExample from "../../examples/csrf.js"
 import { telemetry } from "../../examples/otel.js"
+import * as Auth from "../../src/Auth.js"
 
 describe("examples/otel.ts", () => {
   it.live("exports the sessions' spans, the request span's session.result and the metrics", () =>

@@ -285,8 +285,11 @@ describe("HTTP session lifecycle", () => {
           const resigned = tokenSet(first.response)
           expect(resigned).toBeDefined()
           expect(resigned).not.toBe(token)
-          expect(yield* k2Only.verify(resigned!)).toEqual({ id: Redacted.value(session.id), keyIndex: 0 })
-          expect((yield* Effect.flip(k1Only.verify(resigned!))).reason).toBe("Signature")
+          expect(yield* k2Only.verify(resigned!, AppSession.key)).toEqual({
+            id: Redacted.value(session.id),
+            keyIndex: 0
+          })
+          expect((yield* Effect.flip(k1Only.verify(resigned!, AppSession.key))).reason).toBe("Signature")
 
           const second = yield* as(resigned!, "/me")
           expect(second.status).toBe(200)
