@@ -1153,22 +1153,14 @@ export const make = <A, I>(
       return toSession(session.id, session.key, entry, data.right, entry.secret)
     })
 
-    // Whether a session object stands for its lineage's current id, for the revocations it may make: an
-    // id in its renewal grace reads, but never revokes (it could otherwise end its own successor).
-    const isCurrent = (session: Session<A>) =>
-      Effect.suspend(() => {
-        const seen = known.get(session)
-        if (seen !== undefined) return Effect.succeed(seen.current)
-        const parts = partsOf(session)
-        if (parts === undefined) return Effect.succeed(false)
-        return Effect.map(
-          store.fetch(session.key),
-          (entry) => Option.isSome(entry) && entry.value.secret === parts.digest
-        )
-      })
+    // Whether a session object may revoke: one read through an id in its renewal grace reads, but never
+    // revokes (it could otherwise end its own successor). One read through the current id may, even after
+    // a renewal since (a logout racing a renewal still ends the session); so may one this service did not
+    // make (the application's own).
+    const mayRevoke = (session: Session<A>) => known.get(session)?.current ?? true
 
     const clear = Effect.fn("Sessions.clear")(function*(session: Session<A>) {
-      if (yield* isCurrent(session)) yield* store.delete(session.key)
+      if (mayRevoke(session)) yield* store.delete(session.key)
     })
 
     const list = Effect.fn("Sessions.list")(function*(userId: string) {
@@ -1198,7 +1190,7 @@ export const make = <A, I>(
     })
 
     const clearOthers = Effect.fn("Sessions.clearOthers")(function*(session: Session<A>) {
-      if (!(yield* isCurrent(session))) return 0
+      if (!mayRevoke(session)) return 0
       let deleted = 0
       for (const tag of userTags(session.userId)) {
         deleted += yield* store.deleteUser(tag, tag === session.key.user ? session.key.session : undefined)
