@@ -17,8 +17,8 @@ import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as HttpServer from "@effect/platform/HttpServer"
 import {
   ConsoleMetricExporter,
-  type PushMetricExporter,
-  PeriodicExportingMetricReader
+  PeriodicExportingMetricReader,
+  type PushMetricExporter
 } from "@opentelemetry/sdk-metrics"
 import { BatchSpanProcessor, ConsoleSpanExporter, type SpanExporter } from "@opentelemetry/sdk-trace-base"
 import * as Config from "effect/Config"

@@ -570,7 +570,7 @@ const instrument = (store: StoreService): StoreService => {
     })
   return {
     fetch: (key, known) => observe("fetch", store.fetch(key, known)),
-    save: (key, entry, mode) => observe("save", store.save(key, entry, mode)),
+    save: (key, entry, mode, cap) => observe("save", store.save(key, entry, mode, cap)),
     delete: (key) => observe("delete", store.delete(key)),
     list: (user, now) => observe("list", store.list(user, now)),
     deleteUser: (user, except) => observe("deleteUser", store.deleteUser(user, except))
