@@ -54,7 +54,7 @@ const layerStore = (options: Memory.Options | undefined): Layer.Layer<Store | Ou
     const guard = <A>(effect: Effect.Effect<A, StoreError>) => Effect.suspend(() => isDown ? Effect.fail(down) : effect)
     const store = Store.of({
       fetch: (key, known) => guard(memory.fetch(key, known)),
-      save: (key, entry, mode) => guard(memory.save(key, entry, mode)),
+      save: (key, entry, mode, cap) => guard(memory.save(key, entry, mode, cap)),
       delete: (key) => guard(memory.delete(key)),
       list: (user, now) => guard(memory.list(user, now)),
       deleteUser: (user, except) => guard(memory.deleteUser(user, except))
