@@ -1,7 +1,8 @@
 /**
  * The Redis store on a real 3-master Redis Cluster started by the harness (test/support/redis.ts), once for
- * the whole file: the Store contract, the `Sessions` service end to end with many users spread over the
- * slots (each user's keys in one slot, so every script stays on one node), and `layerClusterConfig`.
+ * the whole file: the Store contract (also with every revocation followed by WAIT), each user's hash in
+ * one slot with users spread over the masters, WAIT run on the user's node, and `layerClusterConfig`. The
+ * `Sessions` service on the cluster is tested in test/layers/RedisClusterSessions.test.ts.
  *
  * The cluster lives in a `ManagedRuntime` rather than @effect/vitest's `layer(...)` (see the header of
  * test/contract/Store.ts); tests run with `it.live`, since Redis expires keys by its own clock.
@@ -16,18 +17,14 @@ import {
   Layer,
   ManagedRuntime,
   Option,
-  Redacted,
-  Schema,
   type Scope
 } from "effect"
 import { Cluster, Redis } from "ioredis"
 import * as Crypto from "node:crypto"
 import * as Net from "node:net"
-import * as Auth from "../../src/Auth.js"
 import * as RedisStore from "../../src/layers/Redis.js"
-import * as Session from "../../src/Session.js"
 import { type Key, Store, StoreError } from "../../src/Store.js"
-import { revokeMidway, storeContract } from "../contract/Store.js"
+import { storeContract } from "../contract/Store.js"
 import { makeEntry } from "../support/entry.js"
 import { RedisClusterTest } from "../support/redis.js"
 
@@ -91,15 +88,123 @@ const call = (client: Redis | Cluster, command: string, ...args: Array<string | 
 // the contract
 // -----------------------------------------------------------------------------
 
-storeContract(
-  "redis cluster",
+const clusterStore = (options: Omit<RedisStore.ClusterConnectionOptions, "nodes" | "prefix"> = {}) =>
   Layer.unwrapEffect(
     Effect.map(
       env.runtimeEffect,
-      (rt) => RedisStore.layerCluster({ nodes: Context.get(rt.context, Env).nodes, prefix: uniquePrefix() })
+      (rt) => RedisStore.layerCluster({ nodes: Context.get(rt.context, Env).nodes, prefix: uniquePrefix(), ...options })
     )
   )
+
+storeContract("redis cluster", clusterStore())
+// revocations as a pipeline (the script, then WAIT) on a second Cluster client: routed to the user's node
+storeContract(
+  "redis cluster (waitForReplicas 0)",
+  clusterStore({ waitForReplicas: { replicas: 0, timeout: "1 second" } })
 )
+
+// -----------------------------------------------------------------------------
+// layout and replicas
+// -----------------------------------------------------------------------------
+
+/** The master serving each slot, from `CLUSTER SLOTS`. */
+const slotOwners = (node: Redis) =>
+  Effect.map(call(node, "CLUSTER", "SLOTS"), (reply) => {
+    const ranges = (reply as Array<[number, number, [string, number, ...Array<unknown>]]>).map(
+      ([from, to, [host, port]]) => ({ from, to, owner: `${host}:${port}` })
+    )
+    return (slot: number) => ranges.find(({ from, to }) => from <= slot && slot <= to)?.owner
+  })
+
+/** How many times each master ran `command`, from `INFO commandstats`, by `host:port`. */
+const callsByNode = (nodes: ReadonlyArray<string>, command: string) =>
+  Effect.forEach(nodes, (address) =>
+    Effect.acquireUseRelease(
+      Effect.promise(async () => {
+        const [host, port] = address.split(":")
+        const client = new Redis(Number(port), host!, { lazyConnect: true })
+        client.on("error", () => {})
+        await client.connect()
+        return client
+      }),
+      (client) =>
+        Effect.map(call(client, "INFO", "commandstats"), (info) => {
+          const match = new RegExp(`^cmdstat_${command}:calls=(\\d+)`, "m").exec(String(info))
+          return [address, match === null ? 0 : Number(match[1])] as const
+        }),
+      (client) => Effect.promise(() => client.quit().catch(() => client.disconnect()))
+    )).pipe(Effect.map((pairs) => new Map(pairs)))
+
+const randomUser = () => `u${Crypto.randomBytes(16).toString("base64url")}`
+
+describe("Redis Cluster store: layout and replicas", () => {
+  test("every user is one hash in one slot, and users spread over the masters", () =>
+    Effect.gen(function*() {
+      const { node, nodes, raw } = yield* Env
+      const prefix = uniquePrefix()
+      const store = yield* RedisStore.makeCluster({ nodes, prefix })
+      const ownerOf = yield* slotOwners(node)
+      const owners = new Set<string>()
+      for (let i = 0; i < 24; i++) {
+        const user = randomUser()
+        for (let j = 0; j < 3; j++) {
+          expect(yield* store.save({ user, session: `s${j}` }, entry, "create")).toBe(true)
+        }
+        expect(yield* call(raw, "TYPE", `${prefix}{${user}}`)).toBe("hash")
+        expect(yield* call(raw, "HLEN", `${prefix}{${user}}`)).toBe(3)
+        owners.add(ownerOf(Number(yield* call(node, "CLUSTER", "KEYSLOT", `${prefix}{${user}}`)))!)
+        expect(yield* store.deleteUser(user, "s1")).toBe(2)
+        expect(yield* store.list(user, 0)).toEqual([{ key: { user, session: "s1" }, entry }])
+      }
+      expect(owners.size).toBe(3)
+    }))
+
+  // The harness's cluster has no replicas: WAIT 1 cannot be satisfied, WAIT 0 always is. Running WAIT on the
+  // key's node is what makes it mean anything: the commandstats show which node ran it.
+  test("waitForReplicas runs WAIT on the node that owns the user, after the revocation", () =>
+    Effect.gen(function*() {
+      const { node, nodes } = yield* Env
+      const prefix = uniquePrefix()
+      const ownerOf = yield* slotOwners(node)
+      const none = yield* RedisStore.makeCluster({
+        nodes,
+        prefix,
+        waitForReplicas: { replicas: 0, timeout: "1 second" }
+      })
+      const one = yield* RedisStore.makeCluster({
+        nodes,
+        prefix,
+        waitForReplicas: { replicas: 1, timeout: "200 millis" }
+      })
+      const seen = new Set<string>()
+      for (let i = 0; i < 6; i++) {
+        const user = randomUser()
+        const owner = ownerOf(Number(yield* call(node, "CLUSTER", "KEYSLOT", `${prefix}{${user}}`)))!
+        seen.add(owner)
+        for (const session of ["a", "b", "c"]) yield* none.save({ user, session }, entry, "create")
+
+        const before = yield* callsByNode(nodes, "wait")
+        yield* none.delete({ user, session: "a" })
+        expect(yield* none.deleteUser(user, "b")).toBe(1)
+        const after = yield* callsByNode(nodes, "wait")
+        for (const address of nodes) {
+          expect(after.get(address)! - before.get(address)!, address).toBe(address === owner ? 2 : 0)
+        }
+
+        for (const revoke of [one.delete({ user, session: "b" }), one.deleteUser(user)]) {
+          const [elapsed, error] = yield* Effect.timed(Effect.flip(revoke))
+          expect(error).toBeInstanceOf(StoreError)
+          expect(error.reason).toBe("Timeout")
+          expect(error.message).toContain("0 of 1 replica")
+          expect(Duration.toMillis(elapsed)).toBeGreaterThanOrEqual(190)
+          expect(Duration.toMillis(elapsed)).toBeLessThan(2_000)
+        }
+        // applied on the primary all the same
+        expect(yield* none.list(user, 0)).toEqual([])
+      }
+      expect(seen.size).toBeGreaterThanOrEqual(2)
+    }), 30_000)
+})
 
 // -----------------------------------------------------------------------------
 // layers
@@ -136,7 +241,7 @@ describe("Redis Cluster store: layers", () => {
           expect(yield* store.save(key, entry, "create")).toBe(true)
           expect(yield* store.fetch(key)).toEqual(Option.some(entry))
         })).pipe(withEnv([["REDIS_CLUSTER_NODES", seeds.join(",")], ["REDIS_PREFIX", prefix]]))
-        expect(yield* call(raw, "EXISTS", `${prefix}{${key.user}}:${key.session}`, `${prefix}{${key.user}}`)).toBe(2)
+        expect(yield* call(raw, "HEXISTS", `${prefix}{${key.user}}`, key.session)).toBe(1)
       }
     }))
 

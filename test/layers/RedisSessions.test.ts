@@ -97,20 +97,6 @@ const makeStore = (options: Omit<RedisStore.SingleOptions, "url"> = {}) =>
   })
 
 const randomPart = () => Crypto.randomBytes(16).toString("base64url")
-const newUser = () => `u${randomPart()}`
-const newKey = (user: string = newUser()): Key => ({ user, session: `s${randomPart()}` })
-
-const farFuture = Date.UTC(2100, 0, 1)
-
-/** A new session's entry (version 0). */
-const makeEntry = (overrides: Partial<Entry> = {}): Entry =>
-  completeEntry({
-    userId: "user-1",
-    createdAt: farFuture - 60_000,
-    expiresAt: farFuture,
-    data: { csrf: randomPart() },
-    ...overrides
-  })
 
 describe("Redis store: layout", () => {
   test("an entry is stored compact: the JSON array of Store.encodeEntry, and little memory per session", () =>
