@@ -8,9 +8,11 @@
  * Every test writes under its own random users and sessions (base64url, like the keys the `Sessions`
  * service makes), so the tests are independent of each other and of their order, and a shared backend (a
  * Redis server) needs no flushing. Expiry times are fixed far in the future: a backend with its own clock
- * (Redis) must keep every entry for the whole run. The contract never relies on the clock driving expiry:
- * `list` takes `now` as an argument, so the tests pass a `now` past an entry's expiry instead of waiting;
- * the lazy expiry the contract allows for `fetch` is checked by the `Sessions` tests, not here.
+ * (Redis) must keep every entry for the whole run. The contract never waits for the clock: `list` and the
+ * per-user cap take `now` as an argument, so the tests pass a `now` past an entry's expiry instead of
+ * waiting. Only the retention tests use the real clock, with entries that expired a minute ago: every
+ * backend must still hold them (`Store.expiredRetention` is 10 minutes) and count them out of
+ * `deleteUser`'s answer by its own clock.
  *
  * The store is built once per suite in a `ManagedRuntime` rather than with @effect/vitest's `layer(...)`:
  * in @effect/vitest 0.30 `layer(...)` reassigns `effect`/`scoped` on the shared `it` object, so every
