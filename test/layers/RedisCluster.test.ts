@@ -15,6 +15,7 @@ import {
   Duration,
   Effect,
   Layer,
+  Logger,
   ManagedRuntime,
   Option,
   type Scope
@@ -230,6 +231,32 @@ const freePort = Effect.async<number>((resume) => {
 })
 
 describe("Redis Cluster store: layers", () => {
+  test("the layer warns when any master has an evicting maxmemory-policy", () =>
+    Effect.gen(function*() {
+      const { node, nodes } = yield* Env
+      const warningsWhenBuilt = Effect.gen(function*() {
+        const warnings: Array<string> = []
+        const logger = Logger.make(({ logLevel, message }) => {
+          if (logLevel._tag === "Warning") warnings.push(Array.isArray(message) ? message.join(" ") : String(message))
+        })
+        yield* Effect.scoped(
+          Layer.build(RedisStore.layerCluster({ nodes })).pipe(
+            Effect.provide(Logger.replace(Logger.defaultLogger, logger))
+          )
+        )
+        return warnings
+      })
+      expect(yield* warningsWhenBuilt).toEqual([])
+      // one master of three (the one the file's plain client talks to)
+      yield* Effect.acquireRelease(
+        call(node, "CONFIG", "SET", "maxmemory-policy", "volatile-lfu"),
+        () => call(node, "CONFIG", "SET", "maxmemory-policy", "noeviction")
+      )
+      const warnings = yield* warningsWhenBuilt
+      expect(warnings).toHaveLength(1)
+      expect(warnings[0]).toContain("maxmemory-policy volatile-lfu")
+    }))
+
   test("layerClusterConfig reads REDIS_CLUSTER_NODES and REDIS_PREFIX", () =>
     Effect.gen(function*() {
       const { nodes, raw } = yield* Env
