@@ -402,4 +402,25 @@ describe("Redis store errors", () => {
       }),
     30_000
   )
+
+  it.scopedLive(
+    "a password required after the store connected without one: Authentication (NOAUTH) on reconnection",
+    () =>
+      Effect.gen(function*() {
+        const server = yield* startRedis()
+        const admin = yield* rawClient(server.url)
+        const store = yield* storeOn({ url: server.url })
+        expect(yield* store.save(leakyKey, leaky, "create")).toBe(true)
+        yield* Effect.promise(() => admin.config("SET", "requirepass", "new-password-3"))
+        yield* Effect.promise(() => admin.call("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"))
+        const error = yield* store.fetch(leakyKey).pipe(
+          Effect.flip,
+          Effect.filterOrFail((error) => error.reason === "Authentication"),
+          Effect.retry({ schedule: Schedule.spaced("50 millis"), times: 60 })
+        )
+        expect(error.message).toContain("NOAUTH")
+        expect(error.message).not.toContain("password-")
+      }),
+    30_000
+  )
 })
