@@ -12,13 +12,15 @@ const entry: Store.Entry = {
   extendedUntil: 1_700_259_200_000,
   expiresAt: 1_700_172_800_000,
   lastSeenAt: 1_700_000_900_000,
-  retired: true,
+  secret: "c2VjcmV0LWRpZ2VzdA-current",
+  previous: "c2VjcmV0LWRpZ2VzdA-previous",
+  previousUntil: 1_700_000_960_000,
   userAgent: "Mozilla/5.0 (X11; Linux x86_64) ünï ✓",
   address: "2001:db8::1",
   data: { csrf: "abc", roles: ["admin", "ops"], nested: { n: 1.5, ok: true, none: null }, text: "ünïcødé ✓ 🍪" }
 }
 
-// A session as just issued without client information: version 0, not retired, no user agent or address.
+// A session as just issued without client information: version 0, no previous secret, no user agent or address.
 const fresh: Store.Entry = {
   version: 0,
   userId: "user-2",
@@ -27,7 +29,9 @@ const fresh: Store.Entry = {
   extendedUntil: 1_700_259_200_000,
   expiresAt: 1_700_259_200_000,
   lastSeenAt: 1_700_000_000_000,
-  retired: false,
+  secret: "c2VjcmV0LWRpZ2VzdA-fresh",
+  previous: undefined,
+  previousUntil: 0,
   userAgent: undefined,
   address: undefined,
   data: { csrf: "def" }
@@ -41,29 +45,33 @@ describe("Store codec", () => {
 
   it("writes the versioned compact array", () => {
     expect(JSON.parse(Store.encodeEntry(entry))).toEqual([
-      2,
+      3,
       entry.version,
-      entry.userId,
+      entry.expiresAt,
+      entry.lastSeenAt,
       entry.createdAt,
       entry.renewedAt,
       entry.extendedUntil,
-      entry.expiresAt,
-      entry.lastSeenAt,
-      1,
+      entry.previousUntil,
+      entry.userId,
+      entry.secret,
+      entry.previous,
       entry.userAgent,
       entry.address,
       entry.data
     ])
     expect(JSON.parse(Store.encodeEntry(fresh))).toEqual([
-      2,
+      3,
       0,
-      fresh.userId,
+      fresh.expiresAt,
+      fresh.lastSeenAt,
       fresh.createdAt,
       fresh.renewedAt,
       fresh.extendedUntil,
-      fresh.expiresAt,
-      fresh.lastSeenAt,
       0,
+      fresh.userId,
+      fresh.secret,
+      null,
       null,
       null,
       fresh.data
@@ -76,23 +84,58 @@ describe("Store codec", () => {
     }
   })
 
-  it("keeps an empty user agent and address apart from absent ones", () => {
-    const empty = { ...fresh, userAgent: "", address: "" }
+  it("keeps an empty user agent, address and previous secret apart from absent ones", () => {
+    const empty = { ...fresh, userAgent: "", address: "", previous: "" }
     expect(Store.decodeEntry(Store.encodeEntry(empty))).toEqual(empty)
-    const absent = { ...fresh, userAgent: undefined, address: undefined }
+    const absent = { ...fresh, userAgent: undefined, address: undefined, previous: undefined }
     expect(Store.decodeEntry(Store.encodeEntry(absent))).toEqual(absent)
   })
 
-  // The Redis store's save script reads the stored version with the Lua pattern `^%[2,(%d+),`.
+  // The Redis store's scripts read the version, the expiry, when it was last seen and when it was created
+  // with the Lua pattern `^%[3,(%d+),(%d+),(%d+),(%d+),`.
   it.prop(
-    "the format and the version open the encoded form, as the Redis script's pattern reads them",
-    [fc.maxSafeNat()],
-    ([version]) => {
-      const raw = Store.encodeEntry({ ...entry, version })
-      expect(/^\[2,(\d+),/.exec(raw)?.[1]).toBe(String(version))
+    "the format and the numbers a script needs open the encoded form, as the Redis scripts' pattern reads them",
+    [fc.maxSafeNat(), fc.maxSafeNat(), fc.maxSafeNat(), fc.maxSafeNat()],
+    ([version, expiresAt, lastSeenAt, createdAt]) => {
+      const raw = Store.encodeEntry({ ...entry, version, expiresAt, lastSeenAt, createdAt })
+      expect(/^\[3,(\d+),(\d+),(\d+),(\d+),/.exec(raw)?.slice(1)).toEqual(
+        [version, expiresAt, lastSeenAt, createdAt].map(String)
+      )
     },
     { fastCheck: { numRuns: 500 } }
   )
+
+  describe("size limit", () => {
+    it("decodes an entry of exactly Store.maxEncodedLength characters and refuses one more", () => {
+      const base = Store.encodeEntry({ ...entry, data: "" })
+      const padding = "x".repeat(Store.maxEncodedLength - base.length)
+      const longest = { ...entry, data: padding }
+      expect(Store.encodeEntry(longest)).toHaveLength(Store.maxEncodedLength)
+      expect(Store.decodeEntry(Store.encodeEntry(longest))).toEqual(longest)
+      expect(Store.decodeEntry(Store.encodeEntry({ ...entry, data: `${padding}x` }))).toBeUndefined()
+    })
+
+    it("refuses 16 MiB without parsing it", () => {
+      // valid JSON that JSON.parse would take a while over, and an entry that would decode but for its size
+      const huge = `[${"1,".repeat(8 * 1024 * 1024 - 1)}1]`
+      const valid = Store.encodeEntry({ ...entry, data: "x".repeat(16 * 1024 * 1024) })
+      const parse = JSON.parse
+      let parsed = 0
+      JSON.parse = (...args: Parameters<typeof JSON.parse>) => {
+        parsed++
+        return parse(...args)
+      }
+      try {
+        const started = performance.now()
+        expect(Store.decodeEntry(huge)).toBeUndefined()
+        expect(Store.decodeEntry(valid)).toBeUndefined()
+        expect(performance.now() - started).toBeLessThan(50)
+      } finally {
+        JSON.parse = parse
+      }
+      expect(parsed).toBe(0)
+    })
+  })
 
   describe("decodeEntry answers undefined for anything it did not write", () => {
     // Each case below is this (valid) entry with one thing wrong.
@@ -117,33 +160,39 @@ describe("Store codec", () => {
       ["a long array", JSON.stringify([...valid, "extra"])],
       ["the old format [1, userId, createdAt, expiresAt, data]", JSON.stringify([1, "u", 1, 2, null])],
       ["an old-format entry", "[1,\"user-1\",1700000000000,1700259200000,{\"csrf\":\"abc\"}]"],
-      ["format 1 in the new layout", withValue(0, 1)],
-      ["another format", withValue(0, 3)],
-      ["a format as a string", withValue(0, "2")],
+      [
+        "a format 2 entry",
+        JSON.stringify([2, 7, "user-1", 1, 1, 2, 2, 1, 0, null, null, { csrf: "abc" }])
+      ],
+      ["format 2 in the new layout", withValue(0, 2)],
+      ["another format", withValue(0, 4)],
+      ["a format as a string", withValue(0, "3")],
       ["a version as a string", withValue(1, "7")],
       ["a negative version", withValue(1, -1)],
       ["a fractional version", withValue(1, 1.5)],
       ["a null version", withValue(1, null)],
       ["an unsafe integer version", withRaw(1, `${Number.MAX_SAFE_INTEGER}0`)],
-      ["a numeric userId", withValue(2, 7)],
-      ["a null userId", withValue(2, null)],
-      ["a string createdAt", withValue(3, "1")],
-      ["a fractional renewedAt", withValue(4, 1.5)],
-      ["a null extendedUntil", withValue(5, null)],
-      ["a fractional expiresAt", withValue(6, 2.5)],
-      ["a null expiresAt", withValue(6, null)],
-      ["a string lastSeenAt", withValue(7, "1")],
+      ["a fractional expiresAt", withValue(2, 2.5)],
+      ["a null expiresAt", withValue(2, null)],
+      ["a negative expiresAt", withValue(2, -1)],
+      ["a string lastSeenAt", withValue(3, "1")],
+      ["a string createdAt", withValue(4, "1")],
+      ["a fractional renewedAt", withValue(5, 1.5)],
+      ["a null extendedUntil", withValue(6, null)],
+      ["a null previousUntil", withValue(7, null)],
       ["an unsafe integer time", withRaw(6, `${Number.MAX_SAFE_INTEGER}0`)],
-      ["retired as true", withValue(8, true)],
-      ["retired as false", withValue(8, false)],
-      ["retired 2", withValue(8, 2)],
-      ["retired as a string", withValue(8, "1")],
-      ["a null retired", withValue(8, null)],
-      ["a numeric userAgent", withValue(9, 42)],
-      ["a userAgent object", withValue(9, { name: "browser" })],
-      ["a boolean userAgent", withValue(9, false)],
-      ["a numeric address", withValue(10, 1)],
-      ["an address array", withValue(10, ["127.0.0.1"])]
+      ["a numeric userId", withValue(8, 7)],
+      ["a null userId", withValue(8, null)],
+      ["a null secret", withValue(9, null)],
+      ["a numeric secret", withValue(9, 1)],
+      ["a numeric previous", withValue(10, 1)],
+      ["a boolean previous", withValue(10, true)],
+      ["a numeric userAgent", withValue(11, 42)],
+      ["a userAgent object", withValue(11, { name: "browser" })],
+      ["a boolean userAgent", withValue(11, false)],
+      ["a numeric address", withValue(12, 1)],
+      ["an address array", withValue(12, ["127.0.0.1"])],
+      ["more than Store.maxEncodedLength characters", withValue(13, "x".repeat(Store.maxEncodedLength))]
     ]
     for (const [name, raw] of cases) {
       it(name, () => {
@@ -157,11 +206,12 @@ describe("Store codec", () => {
     if (decoded !== undefined) {
       expect(Number.isSafeInteger(decoded.version) && decoded.version >= 0).toBe(true)
       expect(typeof decoded.userId).toBe("string")
-      const { createdAt, expiresAt, extendedUntil, lastSeenAt, renewedAt } = decoded
-      for (const time of [createdAt, renewedAt, extendedUntil, expiresAt, lastSeenAt]) {
+      const { createdAt, expiresAt, extendedUntil, lastSeenAt, previousUntil, renewedAt } = decoded
+      for (const time of [createdAt, renewedAt, extendedUntil, expiresAt, lastSeenAt, previousUntil]) {
         expect(Number.isSafeInteger(time)).toBe(true)
       }
-      expect(typeof decoded.retired).toBe("boolean")
+      expect(typeof decoded.secret).toBe("string")
+      expect(["string", "undefined"]).toContain(typeof decoded.previous)
       expect(["string", "undefined"]).toContain(typeof decoded.userAgent)
       expect(["string", "undefined"]).toContain(typeof decoded.address)
     }
@@ -190,7 +240,9 @@ describe("Store codec", () => {
         extendedUntil: fc.maxSafeNat(),
         expiresAt: fc.maxSafeNat(),
         lastSeenAt: fc.maxSafeNat(),
-        retired: fc.boolean(),
+        secret: fc.string({ unit: "binary" }),
+        previous: fc.option(fc.string({ unit: "binary" }), { nil: undefined }),
+        previousUntil: fc.maxSafeNat(),
         userAgent: fc.option(fc.string({ unit: "binary" }), { nil: undefined }),
         address: fc.option(fc.string({ unit: "binary" }), { nil: undefined }),
         data: fc.jsonValue()

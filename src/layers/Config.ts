@@ -13,11 +13,12 @@
  * | --- | --- |
  * | `SESSION_KEYS` (required, `Redacted`) | `Auth.layerConfig` |
  * | `SESSION_TTL`, `SESSION_IDLE_TIMEOUT`, `SESSION_ABSOLUTE_LIFETIME`, `SESSION_ROLLING`, `SESSION_RENEWAL_INTERVAL`, `SESSION_ROTATION_GRACE` | `Session.layerConfig` |
- * | `REDIS_URL` (`Redacted`) or `REDIS_CLUSTER_NODES`, with `REDIS_PREFIX`, `REDIS_CONNECT_TIMEOUT`, `REDIS_COMMAND_TIMEOUT`, `REDIS_AUTO_PIPELINING`; neither: the in-memory store (`SESSION_MEMORY_CAPACITY`, `SESSION_MEMORY_SWEEP_INTERVAL`) | {@link layerStore} |
+ * | `REDIS_URL` (`Redacted`) or `REDIS_CLUSTER_NODES`, with `REDIS_PREFIX`, `REDIS_CONNECT_TIMEOUT`, `REDIS_COMMAND_TIMEOUT`, `REDIS_AUTO_PIPELINING`, `REDIS_WAIT_REPLICAS`, `REDIS_WAIT_TIMEOUT`; neither: the in-memory store (`SESSION_MEMORY_CAPACITY`, `SESSION_MEMORY_SWEEP_INTERVAL`, `SESSION_MEMORY_WHEN_FULL`) | {@link layerStore} |
  * | `SESSION_TRANSPORT` (`cookie`, the default, or `header`), then `COOKIE_*` or `SESSION_HEADER` | {@link layerTransport} |
  *
- * Bad configuration fails the layer at startup with a `ConfigError` that names the variable (or a typed
- * error such as a `StoreError` naming the unreachable Redis address, never its password).
+ * Bad configuration fails the layer at startup with a `ConfigError` that names the variable (a malformed
+ * `REDIS_URL` included, which is never repeated) or a typed error such as a `StoreError` naming the
+ * unreachable Redis address, never its password.
  *
  * @since 0.1.0
  */
@@ -39,7 +40,8 @@ const nonEmpty = <A>(config: Config.Config<A>, isEmpty: (a: A) => boolean) =>
 /**
  * The store the environment names: Redis when `REDIS_URL` is set, a Redis Cluster when
  * `REDIS_CLUSTER_NODES` is, otherwise the in-memory store (an empty variable counts as unset). The Redis
- * module, and with it ioredis, is loaded only when Redis is asked for.
+ * module, and with it ioredis, is loaded only when Redis is asked for. See `Redis.layerConfig` and
+ * `Memory.layerConfig` for the variables each reads.
  *
  * @since 0.1.0
  * @category layers

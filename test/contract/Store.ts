@@ -8,9 +8,11 @@
  * Every test writes under its own random users and sessions (base64url, like the keys the `Sessions`
  * service makes), so the tests are independent of each other and of their order, and a shared backend (a
  * Redis server) needs no flushing. Expiry times are fixed far in the future: a backend with its own clock
- * (Redis) must keep every entry for the whole run. The contract never relies on the clock driving expiry:
- * `list` takes `now` as an argument, so the tests pass a `now` past an entry's expiry instead of waiting;
- * the lazy expiry the contract allows for `fetch` is checked by the `Sessions` tests, not here.
+ * (Redis) must keep every entry for the whole run. The contract never waits for the clock: `list` and the
+ * per-user cap take `now` as an argument, so the tests pass a `now` past an entry's expiry instead of
+ * waiting. Only the retention tests use the real clock, with entries that expired a minute ago: every
+ * backend must still hold them (`Store.expiredRetention` is 10 minutes) and count them out of
+ * `deleteUser`'s answer by its own clock.
  *
  * The store is built once per suite in a `ManagedRuntime` rather than with @effect/vitest's `layer(...)`:
  * in @effect/vitest 0.30 `layer(...)` reassigns `effect`/`scoped` on the shared `it` object, so every
@@ -218,7 +220,9 @@ export const storeContract = (name: string, storeLayer: Layer.Layer<Store, unkno
             extendedUntil: fartherFuture + 3,
             expiresAt: fartherFuture,
             lastSeenAt: before.lastSeenAt + 4,
-            retired: true,
+            secret: `${before.secret}-renewed`,
+            previous: before.secret,
+            previousUntil: fartherFuture + 5,
             userAgent: "Mozilla/5.0 ünï ✓",
             address: "2001:db8::1",
             data: { csrf: "new", visits: 2 }
@@ -328,6 +332,8 @@ export const storeContract = (name: string, storeLayer: Layer.Layer<Store, unkno
             makeEntry({ data: "[1,\"someone-else\",0,1,null]" }),
             makeEntry({ data: [2, 5, "someone-else", 0, 0, 1, 1, 0, 0, null, null, null] }),
             makeEntry({ data: "[2,5,\"someone-else\",0,0,1,1,0,0,null,null,null]" }),
+            makeEntry({ data: [3, 5, 0, 0, 0, 0, 0, 0, "someone-else", "s", null, null, null, null] }),
+            makeEntry({ data: "[3,5,0,0,0,0,0,0,\"someone-else\",\"s\",null,null,null,null]" }),
             makeEntry({ data: "not json {" }),
             // characters that mean something to a key layout or to JSON
             makeEntry({ data: { "{": "}", ":": [], "": "", "\"": "\\", "key with spaces": "\u0000\u001f" } }),
@@ -337,7 +343,9 @@ export const storeContract = (name: string, storeLayer: Layer.Layer<Store, unkno
             makeEntry({ userId: "", createdAt: 0, data: null }),
             makeEntry({ userId: "{tag}:ünï 🍪 \"q\" \\ \n", createdAt: farFuture + 1, expiresAt: farFuture + 1 }),
             makeEntry({ userAgent: "[2,5,{tag}:ünï 🍪 \"q\" \\ \n", address: "" }),
-            makeEntry({ userAgent: "", address: "null" })
+            makeEntry({ userAgent: "", address: "null" }),
+            makeEntry({ secret: "", previous: "", previousUntil: 0 }),
+            makeEntry({ secret: "[3,1,2,3,", previous: "{tag}:\"q\" \\", previousUntil: farFuture + 2 })
           ]
           const user = newUser()
           const writes = entries.map((entry): Listed => ({ key: newKey(user), entry }))
@@ -660,6 +668,200 @@ export const storeContract = (name: string, storeLayer: Layer.Layer<Store, unkno
           yield* create(store, [fresh])
           expect(yield* store.list(user, farFuture - 1)).toEqual([fresh])
         }))
+    })
+
+    describe("retention: expired entries", () => {
+      // Expired by the real clock a minute ago: within Store.expiredRetention, so every backend still holds it.
+      const expiredAMinuteAgo = () => {
+        const now = Date.now()
+        return makeEntry({ createdAt: now - 3_600_000, lastSeenAt: now - 120_000, expiresAt: now - 60_000 })
+      }
+
+      test("an entry stays fetchable for a while after its expiry, but list leaves it out", () =>
+        Effect.gen(function*() {
+          const store = yield* Store
+          const user = newUser()
+          const expired: Listed = { key: newKey(user), entry: expiredAMinuteAgo() }
+          const live: Listed = { key: newKey(user), entry: makeEntry() }
+          yield* create(store, [expired, live])
+          expect(yield* store.fetch(expired.key)).toEqual(Option.some(expired.entry))
+          expect(yield* store.list(user, Date.now())).toEqual([live])
+          // it is still a stored entry: an update follows its version, a create of its key is refused
+          const extended = nextVersion(expired.entry, { data: { extended: true } })
+          expect(yield* store.save(expired.key, makeEntry(), "create")).toBe(false)
+          expect(yield* store.save(expired.key, extended, "update")).toBe(true)
+          expect(yield* store.fetch(expired.key)).toEqual(Option.some(extended))
+        }))
+
+      test("deleteUser deletes expired entries too, and answers how many live ones it deleted", () =>
+        Effect.gen(function*() {
+          const store = yield* Store
+          const user = newUser()
+          const live = Array.from({ length: 3 }, (): Listed => ({ key: newKey(user), entry: makeEntry() }))
+          const expired = Array.from({ length: 2 }, (): Listed => ({ key: newKey(user), entry: expiredAMinuteAgo() }))
+          yield* create(store, [...live, ...expired])
+          expect(yield* store.deleteUser(user, live[0]!.key.session)).toBe(2)
+          expect(yield* fetchable(store, [...live, ...expired].map(({ key }) => key))).toEqual([live[0]!])
+          yield* create(store, [{ key: newKey(user), entry: expiredAMinuteAgo() }])
+          expect(yield* store.deleteUser(user)).toBe(1)
+          expect(yield* fetchable(store, [...live, ...expired].map(({ key }) => key))).toEqual([])
+          expect(yield* store.deleteUser(user)).toBe(0)
+        }))
+    })
+
+    describe("per-user cap", () => {
+      // `cap.now` far from the real clock, so that the entries a test calls expired by it are live to a
+      // backend with its own clock (Redis), and only the cap's `now` tells them apart.
+      const now = farFuture - 3_600_000
+      const seen = (lastSeenAt: number, overrides: Partial<Entry> = {}) =>
+        makeEntry({ createdAt: now - 86_400_000, lastSeenAt, ...overrides })
+      const sessions = (listed: ReadonlyArray<Listed>) => listed.map(({ key }) => key.session).sort()
+
+      test("a create under a cap deletes the user's least recently seen live entries to make room", () =>
+        Effect.gen(function*() {
+          const store = yield* Store
+          const user = newUser()
+          // written in an order unrelated to when they were last seen
+          const mine = [5, 1, 4, 2, 3].map((n): Listed => ({ key: newKey(user), entry: seen(now - 1_000 * (6 - n)) }))
+          yield* create(store, mine)
+          const fresh: Listed = { key: newKey(user), entry: seen(now) }
+          expect(yield* store.save(fresh.key, fresh.entry, "create", { maxPerUser: 3, now })).toBe(true)
+          // the two most recently seen (n = 5 and 4) and the new one
+          const kept = [mine[0]!, mine[2]!, fresh]
+          expect(yield* fetchable(store, [...mine, fresh].map(({ key }) => key))).toEqual(bySession(kept))
+          expect(bySession(yield* store.list(user, now))).toEqual(bySession(kept))
+        }))
+
+      test("of entries last seen at the same time, the earliest created goes first", () =>
+        Effect.gen(function*() {
+          const store = yield* Store
+          const user = newUser()
+          const mine = [3, 1, 2].map((n): Listed => ({
+            key: newKey(user),
+            entry: seen(now - 1_000, { createdAt: now - 86_400_000 + n })
+          }))
+          yield* create(store, mine)
+          const fresh: Listed = { key: newKey(user), entry: seen(now - 5_000) }
+          expect(yield* store.save(fresh.key, fresh.entry, "create", { maxPerUser: 2, now })).toBe(true)
+          // the newest by creation (n = 3) and the new one, although it was last seen earlier than any of them
+          expect(sessions(yield* store.list(user, now))).toEqual(sessions([mine[0]!, fresh]))
+        }))
+
+      test("below the cap a create deletes nothing, and a cap of one keeps only the new session", () =>
+        Effect.gen(function*() {
+          const store = yield* Store
+          const user = newUser()
+          const mine = Array.from({ length: 3 }, (_, i): Listed => ({ key: newKey(user), entry: seen(now - i) }))
+          yield* create(store, mine)
+          const fourth: Listed = { key: newKey(user), entry: seen(now) }
+          expect(yield* store.save(fourth.key, fourth.entry, "create", { maxPerUser: 4, now })).toBe(true)
+          expect(sessions(yield* store.list(user, now))).toEqual(sessions([...mine, fourth]))
+          const only: Listed = { key: newKey(user), entry: seen(now) }
+          expect(yield* store.save(only.key, only.entry, "create", { maxPerUser: 1, now })).toBe(true)
+          expect(yield* store.list(user, now)).toEqual([only])
+          expect(yield* fetchable(store, [...mine, fourth, only].map(({ key }) => key))).toEqual([only])
+        }))
+
+      test("entries expired by the cap's now neither count nor are deleted", () =>
+        Effect.gen(function*() {
+          const store = yield* Store
+          const user = newUser()
+          const live = Array.from({ length: 2 }, (_, i): Listed => ({ key: newKey(user), entry: seen(now - 10 - i) }))
+          // last seen long before the live ones: the first to go if they counted; one expires exactly at `now`
+          const expired = [now - 60_000, now - 1, now].map((expiresAt, i): Listed => ({
+            key: newKey(user),
+            entry: seen(now - 100_000 - i, { expiresAt })
+          }))
+          yield* create(store, [...live, ...expired])
+          const fresh: Listed = { key: newKey(user), entry: seen(now) }
+          expect(yield* store.save(fresh.key, fresh.entry, "create", { maxPerUser: 3, now })).toBe(true)
+          const all = [...live, ...expired, fresh]
+          expect(yield* fetchable(store, all.map(({ key }) => key))).toEqual(bySession(all))
+          // one more live entry now makes room by deleting the least recently seen live one, still no expired one
+          const next: Listed = { key: newKey(user), entry: seen(now) }
+          expect(yield* store.save(next.key, next.entry, "create", { maxPerUser: 3, now })).toBe(true)
+          expect(yield* fetchable(store, [...all, next].map(({ key }) => key))).toEqual(
+            bySession([live[0]!, ...expired, fresh, next])
+          )
+        }))
+
+      test("a refused create under a cap deletes nothing, and updates never apply a cap", () =>
+        Effect.gen(function*() {
+          const store = yield* Store
+          const user = newUser()
+          const mine = Array.from({ length: 3 }, (_, i): Listed => ({ key: newKey(user), entry: seen(now - i) }))
+          yield* create(store, mine)
+          expect(yield* store.save(mine[0]!.key, seen(now + 1), "create", { maxPerUser: 1, now })).toBe(false)
+          const updated = nextVersion(mine[1]!.entry, { lastSeenAt: now + 2 })
+          expect(yield* store.save(mine[1]!.key, updated, "update", { maxPerUser: 1, now })).toBe(true)
+          expect(bySession(yield* store.list(user, now))).toEqual(
+            bySession([mine[0]!, { key: mine[1]!.key, entry: updated }, mine[2]!])
+          )
+        }))
+
+      test("a cap on one user's create leaves every other user's sessions alone", () =>
+        Effect.gen(function*() {
+          const store = yield* Store
+          const user = newUser()
+          const mine = Array.from({ length: 3 }, (_, i): Listed => ({ key: newKey(user), entry: seen(now - i) }))
+          // neighbours by case, prefix and suffix, and one with the same session part, all seen long ago
+          const others: ReadonlyArray<Listed> = [
+            { key: newKey(swapCase(user)), entry: seen(now - 500_000) },
+            { key: newKey(`${user}x`), entry: seen(now - 500_000) },
+            { key: newKey(user.slice(0, -1)), entry: seen(now - 500_000) },
+            { key: { user: newUser(), session: mine[0]!.key.session }, entry: seen(now - 500_000) }
+          ]
+          yield* create(store, [...mine, ...others])
+          const fresh: Listed = { key: newKey(user), entry: seen(now) }
+          expect(yield* store.save(fresh.key, fresh.entry, "create", { maxPerUser: 1, now })).toBe(true)
+          expect(yield* store.list(user, now)).toEqual([fresh])
+          for (const other of others) {
+            expect(yield* store.fetch(other.key)).toEqual(Option.some(other.entry))
+            expect(yield* store.list(other.key.user, now)).toEqual([other])
+          }
+        }))
+
+      test(
+        "concurrent creates of one user under a cap never leave more than the cap live",
+        () =>
+          Effect.gen(function*() {
+            const store = yield* Store
+            const maxPerUser = 4
+            for (let round = 0; round < 3; round++) {
+              const user = newUser()
+              const writes = Array.from({ length: 60 }, (_, i): Listed => ({ key: newKey(user), entry: seen(now - i) }))
+              // an observer lists while they run: never more than the cap at any moment
+              let stop = false
+              const observed: Array<number> = []
+              const observer = Effect.gen(function*() {
+                while (!stop) {
+                  observed.push((yield* store.list(user, now)).length)
+                  yield* Effect.sleep(1)
+                }
+              })
+              const creates = Effect.forEach(
+                shuffle(writes),
+                ({ entry, key }) =>
+                  Effect.zipRight(
+                    Effect.sleep(Crypto.randomInt(10)),
+                    store.save(key, entry, "create", { maxPerUser, now })
+                  ),
+                { concurrency: "unbounded" }
+              ).pipe(Effect.ensuring(Effect.sync(() => {
+                stop = true
+              })))
+              const [results] = yield* Effect.all([creates, observer], { concurrency: "unbounded" })
+              expect(results.every((wrote) => wrote)).toBe(true)
+              expect(observed.length).toBeGreaterThan(0)
+              expect(Math.max(...observed)).toBeLessThanOrEqual(maxPerUser)
+              const found = yield* fetchable(store, writes.map(({ key }) => key))
+              expect(found).toHaveLength(maxPerUser)
+              expect(bySession(yield* store.list(user, now))).toEqual(found)
+              expect(yield* store.deleteUser(user)).toBe(maxPerUser)
+            }
+          }),
+        60_000
+      )
     })
 
     describe("races", () => {

@@ -3,12 +3,14 @@
  * environment would give them), on the in-memory store and on a real Redis.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { ConfigError, ConfigProvider, Effect, Layer, Option, Schema } from "effect"
+import { ConfigError, ConfigProvider, Context, Effect, Layer, Option, Schema } from "effect"
 import { Redis } from "ioredis"
 import * as Auth from "../../src/Auth.js"
 import * as SessionsConfig from "../../src/layers/Config.js"
 import * as Session from "../../src/Session.js"
+import { Store } from "../../src/Store.js"
 import * as Transport from "../../src/Transport.js"
+import { makeEntry } from "../support/entry.js"
 import { startRedis } from "../support/redis.js"
 
 class AppSession extends Session.Tag<AppSession>()("test/ConfigStack", {
@@ -80,10 +82,9 @@ describe("layers/Config", () => {
       )
       const client = new Redis(server.port, "127.0.0.1", { lazyConnect: true })
       yield* Effect.acquireRelease(Effect.promise(() => client.connect()), () => Effect.promise(() => client.quit()))
-      const keys = yield* Effect.promise(() => client.keys(`${prefix}*`))
-      expect(keys.sort()).toEqual(
-        [`${prefix}{${session.key.user}}`, `${prefix}{${session.key.user}}:${session.key.session}`].sort()
-      )
+      // one hash per user, a field per session
+      expect(yield* Effect.promise(() => client.keys(`${prefix}*`))).toEqual([`${prefix}{${session.key.user}}`])
+      expect(yield* Effect.promise(() => client.hlen(`${prefix}{${session.key.user}}`))).toBe(1)
     })), { timeout: 30_000 })
 
   it.effect("bad configuration fails at startup with an error naming the variable", () =>
@@ -120,4 +121,64 @@ describe("layers/Config", () => {
       expect(String(error.message)).toContain("127.0.0.1:1")
       expect(JSON.stringify(error)).not.toContain("hunter2")
     }))
+
+  describe("layerStore", () => {
+    const storeFrom = (entries: ReadonlyArray<readonly [string, string]>) =>
+      Layer.build(SessionsConfig.layerStore).pipe(
+        Effect.map(Context.get(Store)),
+        Effect.withConfigProvider(ConfigProvider.fromMap(new Map(entries)))
+      )
+    const entry = makeEntry({ expiresAt: Date.UTC(2100, 0, 1) })
+
+    it.scoped("the in-memory store refuses when full by default, and SESSION_MEMORY_WHEN_FULL changes that", () =>
+      Effect.gen(function*() {
+        const refusing = yield* storeFrom([["SESSION_MEMORY_CAPACITY", "1"]])
+        expect(yield* refusing.save({ user: "u", session: "a" }, entry, "create")).toBe(true)
+        expect((yield* Effect.flip(refusing.save({ user: "v", session: "b" }, entry, "create"))).reason).toBe(
+          "Capacity"
+        )
+        const evicting = yield* storeFrom([["SESSION_MEMORY_CAPACITY", "1"], [
+          "SESSION_MEMORY_WHEN_FULL",
+          "evictOldest"
+        ]])
+        expect(yield* evicting.save({ user: "u", session: "a" }, entry, "create")).toBe(true)
+        expect(yield* evicting.save({ user: "v", session: "b" }, entry, "create")).toBe(true)
+        expect(yield* evicting.fetch({ user: "u", session: "a" })).toEqual(Option.none())
+        const error = yield* Effect.flip(storeFrom([["SESSION_MEMORY_WHEN_FULL", "never"]]))
+        expect(ConfigError.isConfigError(error)).toBe(true)
+        expect(String(error)).toContain("SESSION_MEMORY_WHEN_FULL")
+      }))
+
+    // Fails on the pre-fix code (f4cef2e): the URL went to ioredis as it was, and a malformed one was a
+    // StoreError of a failed connection attempt, or a defect.
+    it.live("a malformed REDIS_URL is a ConfigError naming the variable, without the URL or its password", () =>
+      Effect.gen(function*() {
+        for (const url of ["not a url", "http://x", "redis://:hunter2hunter2@host:notaport"]) {
+          const error = yield* Effect.flip(Effect.scoped(storeFrom([["REDIS_URL", url]])))
+          expect(ConfigError.isConfigError(error), url).toBe(true)
+          expect(String(error)).toContain("REDIS_URL")
+          expect(String(error)).not.toContain(url)
+          expect(JSON.stringify(error)).not.toContain("hunter2")
+        }
+      }))
+
+    it.live(
+      "REDIS_WAIT_REPLICAS makes revocations wait for replicas (none here: they time out)",
+      () =>
+        Effect.scoped(Effect.gen(function*() {
+          const server = yield* startRedis()
+          const store = yield* storeFrom([
+            ["REDIS_URL", server.url],
+            ["REDIS_WAIT_REPLICAS", "1"],
+            ["REDIS_WAIT_TIMEOUT", "100 millis"]
+          ])
+          const key = { user: "u", session: "s" }
+          expect(yield* store.save(key, entry, "create")).toBe(true)
+          const error = yield* Effect.flip(store.deleteUser("u"))
+          expect(error.reason).toBe("Timeout")
+          expect(yield* store.fetch(key)).toEqual(Option.none())
+        })),
+      { timeout: 30_000 }
+    )
+  })
 })

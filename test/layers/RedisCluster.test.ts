@@ -1,7 +1,8 @@
 /**
  * The Redis store on a real 3-master Redis Cluster started by the harness (test/support/redis.ts), once for
- * the whole file: the Store contract, the `Sessions` service end to end with many users spread over the
- * slots (each user's keys in one slot, so every script stays on one node), and `layerClusterConfig`.
+ * the whole file: the Store contract (also with every revocation followed by WAIT), each user's hash in
+ * one slot with users spread over the masters, WAIT run on the user's node, and `layerClusterConfig`. The
+ * `Sessions` service on the cluster is tested in test/layers/RedisClusterSessions.test.ts.
  *
  * The cluster lives in a `ManagedRuntime` rather than @effect/vitest's `layer(...)` (see the header of
  * test/contract/Store.ts); tests run with `it.live`, since Redis expires keys by its own clock.
@@ -14,20 +15,17 @@ import {
   Duration,
   Effect,
   Layer,
+  Logger,
   ManagedRuntime,
   Option,
-  Redacted,
-  Schema,
   type Scope
 } from "effect"
 import { Cluster, Redis } from "ioredis"
 import * as Crypto from "node:crypto"
 import * as Net from "node:net"
-import * as Auth from "../../src/Auth.js"
 import * as RedisStore from "../../src/layers/Redis.js"
-import * as Session from "../../src/Session.js"
 import { type Key, Store, StoreError } from "../../src/Store.js"
-import { revokeMidway, storeContract } from "../contract/Store.js"
+import { storeContract } from "../contract/Store.js"
 import { makeEntry } from "../support/entry.js"
 import { RedisClusterTest } from "../support/redis.js"
 
@@ -91,68 +89,24 @@ const call = (client: Redis | Cluster, command: string, ...args: Array<string | 
 // the contract
 // -----------------------------------------------------------------------------
 
-storeContract(
-  "redis cluster",
+const clusterStore = (options: Omit<RedisStore.ClusterConnectionOptions, "nodes" | "prefix"> = {}) =>
   Layer.unwrapEffect(
     Effect.map(
       env.runtimeEffect,
-      (rt) => RedisStore.layerCluster({ nodes: Context.get(rt.context, Env).nodes, prefix: uniquePrefix() })
+      (rt) => RedisStore.layerCluster({ nodes: Context.get(rt.context, Env).nodes, prefix: uniquePrefix(), ...options })
     )
   )
+
+storeContract("redis cluster", clusterStore())
+// revocations as a pipeline (the script, then WAIT) on a second Cluster client: routed to the user's node
+storeContract(
+  "redis cluster (waitForReplicas 0)",
+  clusterStore({ waitForReplicas: { replicas: 0, timeout: "1 second" } })
 )
 
 // -----------------------------------------------------------------------------
-// the Sessions service on the cluster
+// layout and replicas
 // -----------------------------------------------------------------------------
-
-const Data = Schema.Struct({ csrf: Schema.String, visits: Schema.NumberFromString })
-type Data = typeof Data.Type
-
-class AppSession extends Session.Tag<AppSession>()("test/layers/RedisCluster/AppSession", { data: Data }) {}
-
-const view = (session: Session.SessionInfo<Data>) => ({
-  key: session.key,
-  userId: session.userId,
-  createdAt: session.createdAt.epochMillis,
-  expiresAt: session.expiresAt.epochMillis,
-  data: session.data
-})
-
-/** `list` answers oldest first; sessions created in the same millisecond may come in either order. */
-const expectListed = (
-  listed: ReadonlyArray<Session.SessionInfo<Data>>,
-  expected: ReadonlyArray<Session.SessionInfo<Data>>
-) => {
-  const bySession = (views: ReadonlyArray<ReturnType<typeof view>>) =>
-    [...views].sort((a, b) => a.key.session < b.key.session ? -1 : 1)
-  expect(bySession(listed.map(view))).toEqual(bySession(expected.map(view)))
-  const created = listed.map((session) => session.createdAt.epochMillis)
-  expect(created).toEqual([...created].sort((a, b) => a - b))
-}
-
-/** The sessions service on its own cluster store (fresh prefix) and a fresh signing key. */
-const makeSessions = (ttl: Duration.DurationInput = "1 hour") =>
-  Effect.gen(function*() {
-    const { node, nodes, raw } = yield* Env
-    const prefix = uniquePrefix()
-    const context = yield* Layer.build(
-      Session.layer(AppSession, { ttl }).pipe(
-        Layer.provide(
-          Layer.merge(
-            RedisStore.layerCluster({ nodes, prefix }),
-            Auth.layer({ keys: [Redacted.make(Auth.randomId(48))] })
-          )
-        )
-      )
-    )
-    return {
-      sessions: Context.get(context, AppSession),
-      raw,
-      node,
-      sessionKey: (key: Key) => `${prefix}{${key.user}}:${key.session}`,
-      index: (user: string) => `${prefix}{${user}}`
-    }
-  })
 
 /** The master serving each slot, from `CLUSTER SLOTS`. */
 const slotOwners = (node: Redis) =>
@@ -163,105 +117,94 @@ const slotOwners = (node: Redis) =>
     return (slot: number) => ranges.find(({ from, to }) => from <= slot && slot <= to)?.owner
   })
 
-describe("Redis Cluster store: Sessions end to end", () => {
-  test("issue, get, extend and clear", () =>
-    Effect.gen(function*() {
-      const { index, raw, sessionKey, sessions } = yield* makeSessions()
-      const { session, token } = yield* sessions.issue("alice", { csrf: "c", visits: 1 })
-      expect(view(yield* sessions.get(token))).toEqual(view(session))
-      expect(yield* call(raw, "PEXPIRETIME", sessionKey(session.key))).toBe(session.expiresAt.epochMillis)
-      yield* Effect.sleep("10 millis")
-      const extended = yield* sessions.extend(session)
-      expect(extended.expiresAt.epochMillis).toBeGreaterThan(session.expiresAt.epochMillis)
-      expect(view(yield* sessions.get(token))).toEqual(view(extended))
-      expect(yield* call(raw, "PEXPIRETIME", index(session.key.user))).toBe(extended.expiresAt.epochMillis)
-      yield* sessions.clear(extended)
-      expect((yield* Effect.flip(sessions.get(token)))._tag).toBe("NotFound")
-      expect((yield* Effect.flip(sessions.extend(extended)))._tag).toBe("NotFound")
-      // one user's keys share a slot, so one EXISTS may name them all
-      expect(yield* call(raw, "EXISTS", sessionKey(session.key), index(session.key.user))).toBe(0)
-    }))
-
-  test(
-    "list, clearOthers and clearAll for many users spread over the slots, each user's keys in one slot",
-    () =>
-      Effect.gen(function*() {
-        const { index, node, raw, sessionKey, sessions } = yield* makeSessions()
-        const ownerOf = yield* slotOwners(node)
-        const users = Array.from({ length: 24 }, (_, i) => `user-${i}-${Crypto.randomBytes(4).toString("hex")}`)
-        const issued = new Map<string, Array<Session.Issued<Data>>>()
-        for (const userId of users) {
-          const mine: Array<Session.Issued<Data>> = []
-          for (let i = 0; i < 3; i++) {
-            mine.push(yield* sessions.issue(userId, { csrf: `${userId}-${i}`, visits: i }))
-            yield* Effect.sleep("1 millis")
-          }
-          issued.set(userId, mine)
-        }
-
-        const slots = new Set<number>()
-        const owners = new Set<string>()
-        for (const userId of users) {
-          const mine = issued.get(userId)!
-          const user = mine[0]!.session.key.user
-          const keys = [index(user), ...mine.map(({ session }) => sessionKey(session.key))]
-          const keySlots = yield* Effect.forEach(
-            keys,
-            (key) => Effect.map(call(node, "CLUSTER", "KEYSLOT", key), Number)
-          )
-          expect(new Set(keySlots).size).toBe(1)
-          slots.add(keySlots[0]!)
-          owners.add(ownerOf(keySlots[0]!)!)
-          expect(yield* call(raw, "EXISTS", ...keys)).toBe(4)
-          expectListed(yield* sessions.list(userId), mine.map(({ session }) => session))
-        }
-        expect(slots.size).toBeGreaterThanOrEqual(2)
-        expect(owners.size).toBeGreaterThanOrEqual(2)
-
-        // half the users log out their other devices, then everyone logs out everywhere
-        for (const userId of users.slice(0, 12)) {
-          const mine = issued.get(userId)!
-          expect(yield* sessions.clearOthers(mine[1]!.session)).toBe(2)
-          expect((yield* sessions.list(userId)).map(view)).toEqual([view(mine[1]!.session)])
-          expect((yield* Effect.flip(sessions.get(mine[0]!.token)))._tag).toBe("NotFound")
-          expect(view(yield* sessions.get(mine[1]!.token))).toEqual(view(mine[1]!.session))
-        }
-        const cleared = yield* Effect.forEach(users, (userId) => sessions.clearAll(userId), {
-          concurrency: "unbounded"
-        })
-        expect(cleared).toEqual(users.map((_, i) => i < 12 ? 1 : 3))
-        for (const userId of users) {
-          const mine = issued.get(userId)!
-          expect(yield* sessions.list(userId)).toEqual([])
-          for (const { token } of mine) expect((yield* Effect.flip(sessions.get(token)))._tag).toBe("NotFound")
-          const user = mine[0]!.session.key.user
-          expect(yield* call(raw, "EXISTS", index(user), ...mine.map(({ session }) => sessionKey(session.key)))).toBe(0)
-        }
+/** How many times each master ran `command`, from `INFO commandstats`, by `host:port`. */
+const callsByNode = (nodes: ReadonlyArray<string>, command: string) =>
+  Effect.forEach(nodes, (address) =>
+    Effect.acquireUseRelease(
+      Effect.promise(async () => {
+        const [host, port] = address.split(":")
+        const client = new Redis(Number(port), host!, { lazyConnect: true })
+        client.on("error", () => {})
+        await client.connect()
+        return client
       }),
-    30_000
-  )
+      (client) =>
+        Effect.map(call(client, "INFO", "commandstats"), (info) => {
+          const match = new RegExp(`^cmdstat_${command}:calls=(\\d+)`, "m").exec(String(info))
+          return [address, match === null ? 0 : Number(match[1])] as const
+        }),
+      (client) => Effect.promise(() => client.quit().catch(() => client.disconnect()))
+    )).pipe(Effect.map((pairs) => new Map(pairs)))
 
-  test("a token issued before clearAll was called never validates after it", () =>
+const randomUser = () => `u${Crypto.randomBytes(16).toString("base64url")}`
+
+describe("Redis Cluster store: layout and replicas", () => {
+  test("every user is one hash in one slot, and users spread over the masters", () =>
     Effect.gen(function*() {
-      const { sessions } = yield* makeSessions()
-      const total = 120
-      for (let round = 0; round < 3; round++) {
-        const userId = `user-${round}-${Crypto.randomBytes(8).toString("hex")}`
-        const { before, results, revoked: cleared } = yield* revokeMidway({
-          total,
-          create: () => sessions.issue(userId, { csrf: "c", visits: round }),
-          revoke: sessions.clearAll(userId)
-        })
-        for (const i of before) expect((yield* Effect.flip(sessions.get(results[i]!.token)))._tag).toBe("NotFound")
-        const valid = yield* Effect.forEach(results, ({ token }) => Effect.option(sessions.get(token)))
-        const survivors = valid.filter(Option.isSome).length
-        expect(cleared).toBeGreaterThanOrEqual(before.length)
-        expect(cleared + survivors).toBe(total)
-        expect(survivors).toBeGreaterThan(0)
-        expect(yield* sessions.list(userId)).toHaveLength(survivors)
-        expect(yield* sessions.clearAll(userId)).toBe(survivors)
+      const { node, nodes, raw } = yield* Env
+      const prefix = uniquePrefix()
+      const store = yield* RedisStore.makeCluster({ nodes, prefix })
+      const ownerOf = yield* slotOwners(node)
+      const owners = new Set<string>()
+      for (let i = 0; i < 24; i++) {
+        const user = randomUser()
+        for (let j = 0; j < 3; j++) {
+          expect(yield* store.save({ user, session: `s${j}` }, entry, "create")).toBe(true)
+        }
+        expect(yield* call(raw, "TYPE", `${prefix}{${user}}`)).toBe("hash")
+        expect(yield* call(raw, "HLEN", `${prefix}{${user}}`)).toBe(3)
+        owners.add(ownerOf(Number(yield* call(node, "CLUSTER", "KEYSLOT", `${prefix}{${user}}`)))!)
+        expect(yield* store.deleteUser(user, "s1")).toBe(2)
+        expect(yield* store.list(user, 0)).toEqual([{ key: { user, session: "s1" }, entry }])
       }
+      expect(owners.size).toBe(3)
     }))
+
+  // The harness's cluster has no replicas: WAIT 1 cannot be satisfied, WAIT 0 always is. Running WAIT on the
+  // key's node is what makes it mean anything: the commandstats show which node ran it.
+  test("waitForReplicas runs WAIT on the node that owns the user, after the revocation", () =>
+    Effect.gen(function*() {
+      const { node, nodes } = yield* Env
+      const prefix = uniquePrefix()
+      const ownerOf = yield* slotOwners(node)
+      const none = yield* RedisStore.makeCluster({
+        nodes,
+        prefix,
+        waitForReplicas: { replicas: 0, timeout: "1 second" }
+      })
+      const one = yield* RedisStore.makeCluster({
+        nodes,
+        prefix,
+        waitForReplicas: { replicas: 1, timeout: "200 millis" }
+      })
+      const seen = new Set<string>()
+      for (let i = 0; i < 6; i++) {
+        const user = randomUser()
+        const owner = ownerOf(Number(yield* call(node, "CLUSTER", "KEYSLOT", `${prefix}{${user}}`)))!
+        seen.add(owner)
+        for (const session of ["a", "b", "c"]) yield* none.save({ user, session }, entry, "create")
+
+        const before = yield* callsByNode(nodes, "wait")
+        yield* none.delete({ user, session: "a" })
+        expect(yield* none.deleteUser(user, "b")).toBe(1)
+        const after = yield* callsByNode(nodes, "wait")
+        for (const address of nodes) {
+          expect(after.get(address)! - before.get(address)!, address).toBe(address === owner ? 2 : 0)
+        }
+
+        for (const revoke of [one.delete({ user, session: "b" }), one.deleteUser(user)]) {
+          const [elapsed, error] = yield* Effect.timed(Effect.flip(revoke))
+          expect(error).toBeInstanceOf(StoreError)
+          expect(error.reason).toBe("Timeout")
+          expect(error.message).toContain("0 of 1 replica")
+          expect(Duration.toMillis(elapsed)).toBeGreaterThanOrEqual(190)
+          expect(Duration.toMillis(elapsed)).toBeLessThan(2_000)
+        }
+        // applied on the primary all the same
+        expect(yield* none.list(user, 0)).toEqual([])
+      }
+      expect(seen.size).toBeGreaterThanOrEqual(2)
+    }), 30_000)
 })
 
 // -----------------------------------------------------------------------------
@@ -288,6 +231,32 @@ const freePort = Effect.async<number>((resume) => {
 })
 
 describe("Redis Cluster store: layers", () => {
+  test("the layer warns when any master has an evicting maxmemory-policy", () =>
+    Effect.gen(function*() {
+      const { node, nodes } = yield* Env
+      const warningsWhenBuilt = Effect.gen(function*() {
+        const warnings: Array<string> = []
+        const logger = Logger.make(({ logLevel, message }) => {
+          if (logLevel._tag === "Warning") warnings.push(Array.isArray(message) ? message.join(" ") : String(message))
+        })
+        yield* Effect.scoped(
+          Layer.build(RedisStore.layerCluster({ nodes })).pipe(
+            Effect.provide(Logger.replace(Logger.defaultLogger, logger))
+          )
+        )
+        return warnings
+      })
+      expect(yield* warningsWhenBuilt).toEqual([])
+      // one master of three (the one the file's plain client talks to)
+      yield* Effect.acquireRelease(
+        call(node, "CONFIG", "SET", "maxmemory-policy", "volatile-lfu"),
+        () => call(node, "CONFIG", "SET", "maxmemory-policy", "noeviction")
+      )
+      const warnings = yield* warningsWhenBuilt
+      expect(warnings).toHaveLength(1)
+      expect(warnings[0]).toContain("maxmemory-policy volatile-lfu")
+    }))
+
   test("layerClusterConfig reads REDIS_CLUSTER_NODES and REDIS_PREFIX", () =>
     Effect.gen(function*() {
       const { nodes, raw } = yield* Env
@@ -299,7 +268,7 @@ describe("Redis Cluster store: layers", () => {
           expect(yield* store.save(key, entry, "create")).toBe(true)
           expect(yield* store.fetch(key)).toEqual(Option.some(entry))
         })).pipe(withEnv([["REDIS_CLUSTER_NODES", seeds.join(",")], ["REDIS_PREFIX", prefix]]))
-        expect(yield* call(raw, "EXISTS", `${prefix}{${key.user}}:${key.session}`, `${prefix}{${key.user}}`)).toBe(2)
+        expect(yield* call(raw, "HEXISTS", `${prefix}{${key.user}}`, key.session)).toBe(1)
       }
     }))
 

@@ -5,7 +5,7 @@ import * as Fs from "node:fs/promises"
 import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import { RedisClusterTest, redisUrl, startCluster, startRedis } from "./redis.js"
+import { RedisClusterTest, redisUrl, startCluster, startRedis, startReplica } from "./redis.js"
 
 // One attempt, no retries, no offline queue: a down server shows up as an error instead of a hang.
 const clientOptions: Omit<RedisOptions, "replyMapping"> = {
@@ -198,6 +198,46 @@ describe("startRedis", () => {
       const absolute = yield* Effect.flip(startRedis({ binary: Path.join(path, "redis-server") }))
       expect(absolute.reason).toBe("MissingBinary")
       expect(absolute.message).toContain(`${path}/redis-server was not found`)
+    }))
+})
+
+describe("startReplica", () => {
+  it.scoped("starts a synced replica of a server: writes reach it, and stopping it leaves the primary alone", () =>
+    Effect.gen(function*() {
+      const primary = yield* startRedis()
+      const replica = yield* startReplica(primary)
+      expect(replica.port).not.toBe(primary.port)
+      const writer = yield* connect(primary.url)
+      const reader = yield* connect(replica.url)
+      yield* Effect.promise(() => writer.set("k", "v"))
+      // WAIT answers how many replicas acknowledged the write
+      expect(yield* Effect.promise(() => writer.call("WAIT", 1, 2_000))).toBe(1)
+      expect(yield* Effect.promise(() => reader.get("k"))).toBe("v")
+      expect(((yield* Effect.promise(() => reader.call("ROLE"))) as Array<unknown>).slice(0, 3)).toEqual([
+        "slave",
+        "127.0.0.1",
+        primary.port
+      ])
+
+      const pid = yield* replica.pid
+      yield* replica.stop
+      expect(isAlive(pid!)).toBe(false)
+      yield* Effect.promise(() => writer.set("k", "w"))
+      expect(yield* Effect.promise(() => writer.call("WAIT", 1, 100))).toBe(0)
+      // started again, it is a replica of the same primary and catches up
+      yield* replica.start
+      expect(yield* Effect.promise(() => writer.call("WAIT", 1, 5_000))).toBe(1)
+    }))
+})
+
+describe("startRedis with a password", () => {
+  it.scoped("waits for a server started with --requirepass, which refuses clients without the password", () =>
+    Effect.gen(function*() {
+      const server = yield* startRedis({ args: ["--requirepass", "harness-pw"] })
+      const client = yield* connect(`redis://:harness-pw@127.0.0.1:${server.port}`)
+      expect(yield* Effect.promise(() => client.ping())).toBe("PONG")
+      const refused = yield* Effect.flip(connect(server.url))
+      expect(String(refused.error)).toMatch(/NOAUTH/)
     }))
 })
 

@@ -80,6 +80,41 @@ export const redisUrl: Effect.Effect<string, RedisHarnessError, Scope.Scope> = E
 })
 
 /**
+ * Starts a replica of `primary` (`--replicaof`) on a free loopback port and waits until its link to the
+ * primary is up (initial sync done). Stopping and starting it again keeps it a replica of `primary`.
+ */
+export const startReplica = (
+  primary: RedisServer,
+  options: StartOptions = {}
+): Effect.Effect<RedisServer, RedisHarnessError, Scope.Scope> =>
+  live(Effect.gen(function*() {
+    // a diskless full sync waits 5 seconds for more replicas to join by default: there will be no others
+    yield* command(primary.port, ["CONFIG", "SET", "repl-diskless-sync-delay", "0"]).pipe(Effect.ignore)
+    const replica = yield* startNode(options, ["--replicaof", primary.host, String(primary.port)], freePort, "replica")
+    yield* awaitReplicaLink(replica.port).pipe(
+      Effect.timeoutFail({
+        duration: options.startTimeout ?? "10 seconds",
+        onTimeout: () =>
+          new RedisHarnessError({
+            reason: "Timeout",
+            message: `the replica on port ${replica.port} did not sync with ${primary.port} in time`
+          })
+      })
+    )
+    return replica
+  }))
+
+/** Polls `INFO replication` on a replica until `master_link_status:up`. */
+export const awaitReplicaLink = (port: number): Effect.Effect<void> =>
+  command(port, ["INFO", "replication"]).pipe(
+    Effect.filterOrFail((info) => /^master_link_status:up\r?$/m.test(info)),
+    Effect.retry(Schedule.spaced("50 millis")),
+    Effect.asVoid,
+    Effect.orDie,
+    live
+  )
+
+/**
  * Starts `masters` cluster-enabled nodes, joins them with `redis-cli --cluster create` (no replicas) and
  * waits until every node reports `cluster_state:ok` and knows all the others.
  */
@@ -418,7 +453,9 @@ const awaitReady = (
       })
     ))
   )
+  // a server started with --requirepass answers NOAUTH: it is up all the same
   const pong = command(port, ["PING"]).pipe(
+    Effect.catchAll((error) => /^NOAUTH\b/.test(error.message) ? Effect.succeed("PONG") : Effect.fail(error)),
     Effect.filterOrFail((reply) => reply === "PONG"),
     Effect.retry(Schedule.spaced("50 millis")),
     Effect.asVoid,
