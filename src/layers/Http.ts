@@ -59,7 +59,16 @@ import {
   privateResponse,
   redactSpan
 } from "../internal/transport.js"
-import type { Conflict, Expired, NotFound, ReadContinuation, Session, Sessions, SessionsTag } from "../Session.js"
+import type {
+  Conflict,
+  Expired,
+  NotFound,
+  ReadContinuation,
+  Rejected,
+  Session,
+  Sessions,
+  SessionsTag
+} from "../Session.js"
 import { ResolveWith } from "../Session.js"
 import type { CurrentSession } from "../Session.js"
 import type { StoreError } from "../Store.js"
@@ -297,6 +306,22 @@ export const make = <Self, A, I, T = Transport>(
     const resolveWith = sessions[ResolveWith]
     let superseded = false
     const attempt = (index: number): Effect.Effect<X, E, R> => {
+      // `superseded` (the core's second argument) is optional here: a service without it never says so.
+      const refused = (error: Rejected | StoreError, isSuperseded?: boolean): Effect.Effect<X, E, R> => {
+        if (error._tag === "StoreError") {
+          return anonymousOnOutage
+            ? Effect.zipRight(
+              Effect.logWarning("session store unavailable; serving the request as anonymous", error),
+              next(fiber, noSession)
+            )
+            : Effect.zipRight(Effect.logError("session store unavailable; answering 503", error), outage(error))
+        }
+        if (isSuperseded === true) superseded = true
+        if (index + 1 < candidates.length) return attempt(index + 1)
+        // The client holds a token that will never work again: tell it to drop it. A handler that issues a
+        // new session later in this request registers its write after this, so the new token wins.
+        return superseded ? next(fiber, noSession) : Effect.zipRight(clearToken(transport), next(fiber, noSession))
+      }
       const k: ReadContinuation<A, X, E, R> = {
         valid: ({ session, token }) =>
           token === undefined
@@ -305,27 +330,12 @@ export const make = <Self, A, I, T = Transport>(
               writeToken(transport, token, session.expiresAt.epochMillis),
               next(fiber, Option.some(session))
             ),
-        refused: (error, isSuperseded?: boolean) => {
-          if (error._tag === "StoreError") {
-            return anonymousOnOutage
-              ? Effect.zipRight(
-                Effect.logWarning("session store unavailable; serving the request as anonymous", error),
-                next(fiber, noSession)
-              )
-              : Effect.zipRight(Effect.logError("session store unavailable; answering 503", error), outage(error))
-          }
-          if (isSuperseded === true) superseded = true
-          if (index + 1 < candidates.length) return attempt(index + 1)
-          // The client holds a token that will never work again: tell it to drop it. A handler that
-          // issues a new session later in this request registers its write after this, so the new token
-          // wins.
-          return superseded ? next(fiber, noSession) : Effect.zipRight(clearToken(transport), next(fiber, noSession))
-        }
+        refused
       }
       const token = candidates[index]!
       return resolveWith !== undefined
         ? resolveWith(fiber, token, k)
-        : Effect.matchEffect(sessions.resolve(token), { onFailure: (error) => k.refused(error), onSuccess: k.valid })
+        : Effect.matchEffect(sessions.resolve(token), { onFailure: (error) => refused(error), onSuccess: k.valid })
     }
     return attempt(0)
   }

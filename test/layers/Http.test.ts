@@ -474,16 +474,17 @@ const superseding = Layer.effectContext(
     const resolveWith = sessions[Session.ResolveWith]!
     const wrapped: Session.Sessions<{ readonly visits: number }> = {
       ...sessions,
-      [Session.ResolveWith]: (fiber, token, k) =>
-        resolveWith(fiber, token, {
+      [Session.ResolveWith]: (fiber, token, k) => {
+        // the protocol's second argument, which the current core never passes
+        const refused = k.refused as (
+          error: Session.Rejected | Session.StoreError,
+          superseded: boolean
+        ) => ReturnType<typeof k.refused>
+        return resolveWith(fiber, token, {
           valid: k.valid,
-          refused: (error) =>
-            error._tag === "NotFound"
-              ? (k.refused as (error: Session.Rejected | Session.StoreError, superseded: boolean) => ReturnType<
-                typeof k.refused
-              >)(error, true)
-              : k.refused(error)
+          refused: (error) => refused(error, error._tag === "NotFound")
         })
+      }
     }
     return Context.add(context, AppSession, wrapped)
   })
