@@ -275,6 +275,8 @@ describe("SessionApi (HttpApi middleware), cookie transport", () => {
       expect(renewed).toMatch(tokenShape)
       expect(renewed).not.toBe(old.token)
       expect((yield* get("/me", { cookie: `session=${renewed}` })).status).toBe(200)
+      // past the old id's renewal grace (for requests in flight), it is refused
+      yield* TestClock.adjust("61 seconds")
       expect((yield* get("/me", { cookie: old.cookie })).status).toBe(401)
     }).pipe(Effect.provide(serve({ renewalInterval: "15 minutes" }))))
 

@@ -91,4 +91,20 @@ describe("renewal with parallel requests (renewalInterval, default rotationGrace
       }
       expect(failures).toEqual([])
     }).pipe(Effect.provide(serve)))
+
+  it.effect("the replaced token, once refused, is not expired: the browser may already hold its successor", () =>
+    Effect.gen(function*() {
+      const old = (yield* get("/login")).cookie!
+      yield* TestClock.adjust(interval)
+      const renewal = yield* get("/me", old)
+      expect(renewal.status).toBe(200)
+      const renewed = renewal.cookie!
+      expect(renewed).not.toBe(old)
+      // long after any grace for requests in flight, but well before the new id falls due
+      yield* TestClock.adjust("5 minutes")
+      const replay = yield* get("/me", old)
+      expect(replay.status).toBe(401)
+      expect(replay.cookie).toBeUndefined()
+      expect((yield* get("/me", renewed)).status).toBe(200)
+    }).pipe(Effect.provide(serve)))
 })
