@@ -1,7 +1,7 @@
 /**
  * What the transports and the HTTP layers share and users never import: the cookie name behind a cookie
- * transport (for messages that must name it), the merge of a `Vary` header, and the redaction of a
- * transport's header names in traces.
+ * transport (for messages that must name it), the merge of a `Vary` header, the redaction of a transport's
+ * header names in traces, and the registry that keeps two session types off one transport.
  *
  * @internal
  */
