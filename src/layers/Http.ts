@@ -72,7 +72,7 @@ import type {
 import { ResolveWith } from "../Session.js"
 import type { CurrentSession } from "../Session.js"
 import type { StoreError } from "../Store.js"
-import { Transport, type TransportService } from "../Transport.js"
+import { maxCandidates, Transport, type TransportService } from "../Transport.js"
 
 // -----------------------------------------------------------------------------
 // errors
@@ -319,8 +319,12 @@ export const make = <Self, A, I, T = Transport>(
         if (isSuperseded === true) superseded = true
         if (index + 1 < candidates.length) return attempt(index + 1)
         // The client holds a token that will never work again: tell it to drop it. A handler that issues a
-        // new session later in this request registers its write after this, so the new token wins.
-        return superseded ? next(fiber, noSession) : Effect.zipRight(clearToken(transport), next(fiber, noSession))
+        // new session later in this request registers its write after this, so the new token wins. Not
+        // when the transport handed over as many candidates as it takes: the client's own token may be
+        // one it left out, behind cookies planted ahead of it, and expiring would delete it.
+        return superseded || candidates.length >= maxCandidates
+          ? next(fiber, noSession)
+          : Effect.zipRight(clearToken(transport), next(fiber, noSession))
       }
       const k: ReadContinuation<A, X, E, R> = {
         valid: ({ session, token }) =>
