@@ -68,8 +68,12 @@ export class AppSession extends Session.Tag<AppSession>()("examples/api/AppSessi
   data: Schema.Struct({ name: Schema.String })
 }) {}
 
-/** The `HttpApi` middleware guarding the endpoints, its layer, and `issue` / `clear` / `clearAll` for handlers. */
-export const AppApi = SessionApi.make(AppSession)
+/**
+ * The `HttpApi` middleware guarding the endpoints, its layer, and `issue` / `clear` / `clearAll` for handlers.
+ * The cookie is named `session` whatever `COOKIE_SECURE` says (the OpenAPI document names it, and `Secure` is
+ * off on loopback): the name the cookie transport would default to is `__Host-session` when `Secure`.
+ */
+export const AppApi = SessionApi.make(AppSession, { cookieName: Transport.defaultCookieName })
 
 // -----------------------------------------------------------------------------
 // the API

@@ -152,7 +152,7 @@ const CookiesLive = Layer.unwrapEffect(
   Effect.map(Config.unwrap(Transport.cookieConfig), (options) =>
     Layer.merge(
       Transport.layerCookie(options),
-      Layer.effect(CsrfCookie, Transport.makeCookie({ ...options, name: "csrf", httpOnly: false }))
+      Transport.layerCookie({ ...options, name: "csrf", httpOnly: false }).pipe(Transport.under(CsrfCookie))
     ))
 )
 

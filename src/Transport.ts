@@ -2,13 +2,20 @@
  * How a session token travels between client and server.
  *
  * - The cookie transport (the default, for browsers) keeps the token in an `HttpOnly`, `Secure`,
- *   `SameSite=Lax` cookie named `session` on `Path=/`; every attribute is configurable and checked when
- *   the layer is built.
+ *   `SameSite=Lax` cookie on `Path=/` named `__Host-session` (`session` when the cookie cannot be a
+ *   `__Host-` cookie: not `Secure`, another path, or a domain); every attribute is configurable and checked
+ *   when the layer is built.
  * - The header transport (for API and mobile clients) reads `Authorization: Bearer <token>` or a named
  *   header, and hands new tokens out in a response header.
  *
  * A transport only moves strings: it never verifies a token (that is `Auth`) and never fails on what a
- * client sends; a missing or unusable value is simply "no token".
+ * client sends; a missing or unusable value is simply "no token". A request may carry several candidates
+ * (a cookie planted beside the real one, from a sibling subdomain or a longer path): the transport hands
+ * them all over, in order, and the HTTP layer serves the first that resolves.
+ *
+ * Every transport layer here also adds the transport's header names to `Headers.currentRedactedNames`, so
+ * that the platform's HTTP tracer (`HttpServer.serve`) records them as `<redacted>` in spans instead of the
+ * token. A transport of your own gets the same with {@link layer}.
  *
  * @since 0.1.0
  */
@@ -22,8 +29,10 @@ import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import { canonical, noStore, redactHeaders, registerCookie } from "./internal/transport.js"
 
 // -----------------------------------------------------------------------------
 // models
@@ -36,8 +45,12 @@ import * as Option from "effect/Option"
  * @category models
  */
 export interface TransportService {
-  /** The token the request carries, if any. Never fails. */
-  readonly read: (request: HttpServerRequest.HttpServerRequest) => Option.Option<string>
+  /**
+   * The candidate tokens the request carries, in the order the client sent them, at most
+   * {@link maxCandidates}; empty when it carries none. Never fails. The HTTP layer serves the first that
+   * resolves to a session.
+   */
+  readonly read: (request: HttpServerRequest.HttpServerRequest) => ReadonlyArray<string>
   /**
    * Puts a token on a response. `expiresAt` is the session's expiry and `now` the current time, both in
    * milliseconds since the epoch.
@@ -50,6 +63,13 @@ export interface TransportService {
   ) => HttpServerResponse.HttpServerResponse
   /** Tells the client to forget its token (for cookies: expires the cookie with the same attributes). */
   readonly clear: (response: HttpServerResponse.HttpServerResponse) => HttpServerResponse.HttpServerResponse
+  /**
+   * The request header the token arrives in, lowercase (`cookie` for the cookie transport). Redacted in
+   * traces by the transport layers; responses that depend on the session carry `Vary` on it.
+   */
+  readonly requestHeader: string
+  /** The response header a token leaves in, lowercase (`set-cookie` for the cookie transport). Redacted in traces. */
+  readonly responseHeader: string
 }
 
 /**
@@ -59,7 +79,12 @@ export interface TransportService {
  * @category models
  */
 export interface CookieOptions {
-  /** Default `session`. A `__Host-` name requires `secure`, `path: "/"` and no `domain`; `__Secure-` requires `secure`. */
+  /**
+   * Default `__Host-session` when the cookie is `secure` on `path: "/"` with no `domain` (the defaults), so
+   * that a sibling subdomain cannot plant a cookie the browser sends in its place; otherwise `session` (for
+   * example plain-http development with `secure: false`). See {@link cookieName}. A `__Host-` name requires
+   * `secure`, `path: "/"` and no `domain`; `__Secure-` requires `secure`.
+   */
   readonly name?: string | undefined
   /** Default none: the cookie goes back only to the host that set it. */
   readonly domain?: string | undefined
@@ -129,19 +154,89 @@ export class InvalidTransportOptions extends Data.TaggedError("InvalidTransportO
 // -----------------------------------------------------------------------------
 
 /**
- * The cookie name used when none is given.
+ * The cookie name used when none is given and the cookie cannot be a `__Host-` cookie (it is not `secure`,
+ * or has a path other than `/`, or a domain).
  *
  * @since 0.1.0
  * @category constants
  */
 export const defaultCookieName = "session"
 
-const noStore = (response: HttpServerResponse.HttpServerResponse): HttpServerResponse.HttpServerResponse => {
-  const vary = response.headers["vary"]
-  return HttpServerResponse.setHeaders(response, {
-    "cache-control": "no-store",
-    vary: vary === undefined || vary === "" ? "Cookie" : /\bcookie\b/i.test(vary) ? vary : `${vary}, Cookie`
-  })
+/**
+ * The cookie name used when none is given and the cookie is `secure` on `/` with no domain, as by default.
+ * Browsers accept a `__Host-` cookie only from the host itself, with those attributes, so a sibling
+ * subdomain cannot toss in a cookie of that name.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultHostCookieName = "__Host-session"
+
+/**
+ * The name of the cookie the cookie transport uses with these options: `options.name` when given, else
+ * {@link defaultHostCookieName} for a `secure` cookie on `/` with no domain, else {@link defaultCookieName}.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const cookieName = (options: CookieOptions = {}): string =>
+  options.name ??
+    ((options.secure ?? true) && (options.path ?? "/") === "/" && options.domain === undefined
+      ? defaultHostCookieName
+      : defaultCookieName)
+
+/**
+ * At most this many candidate tokens are taken from one request (each costs a signature check).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const maxCandidates = 4
+
+const noCandidates: ReadonlyArray<string> = []
+
+// A cookie value as the browser sent it: trimmed, its quotes stripped, percent-decoded when it decodes
+// (the platform's own reading of cookies).
+const cookieValue = (raw: string): string => {
+  let value = raw.trim()
+  if (value.length >= 2 && value.charCodeAt(0) === 0x22 && value.charCodeAt(value.length - 1) === 0x22) {
+    value = value.slice(1, -1).trim()
+  }
+  if (value.indexOf("%") !== -1) {
+    try {
+      value = decodeURIComponent(value)
+    } catch {
+      // not percent-encoding after all: kept as sent
+    }
+  }
+  return value
+}
+
+/**
+ * Every non-empty value of the cookie `name` in a `Cookie` header, in header order, at most
+ * {@link maxCandidates}. `request.cookies` keeps only the first of several cookies of one name, which lets a
+ * cookie planted by a sibling subdomain (or on a longer path, which browsers send first) hide the real one.
+ */
+const cookieCandidates = (header: string | undefined, name: string): ReadonlyArray<string> => {
+  if (header === undefined || header.indexOf(name) === -1) return noCandidates
+  let found: Array<string> | undefined
+  const length = header.length
+  let position = 0
+  while (position < length) {
+    let end = header.indexOf(";", position)
+    if (end === -1) end = length
+    const equals = header.indexOf("=", position)
+    if (equals !== -1 && equals < end && header.slice(position, equals).trim() === name) {
+      const value = cookieValue(header.slice(equals + 1, end))
+      if (value !== "") {
+        if (found === undefined) found = [value]
+        else found.push(value)
+        if (found.length === maxCandidates) break
+      }
+    }
+    position = end + 1
+  }
+  return found ?? noCandidates
 }
 
 /**
@@ -152,7 +247,7 @@ const noStore = (response: HttpServerResponse.HttpServerResponse): HttpServerRes
  */
 export const makeCookie = (options: CookieOptions = {}): Effect.Effect<TransportService, InvalidTransportOptions> =>
   Effect.suspend(() => {
-    const name = options.name ?? defaultCookieName
+    const name = cookieName(options)
     const attributes = {
       path: options.path ?? "/",
       secure: options.secure ?? true,
@@ -184,28 +279,32 @@ export const makeCookie = (options: CookieOptions = {}): Effect.Effect<Transport
     if (Either.isLeft(checked)) return invalid(`cookie "${name}": ${checked.left.message}`)
     const persistent = options.persistent ?? true
 
-    return Effect.succeed(Transport.of({
-      read: (request) => {
-        const value = request.cookies[name]
-        return value === undefined || value === "" ? Option.none() : Option.some(value)
-      },
+    const transport = Transport.of({
+      read: (request) => cookieCandidates(request.headers["cookie"], name),
       write: (response, token, expiresAt, now) =>
-        noStore(HttpServerResponse.unsafeSetCookie(
-          response,
-          name,
-          token,
-          persistent
-            ? {
-              ...attributes,
-              expires: new Date(expiresAt),
-              // `now` is read as the response leaves, a few milliseconds after the expiry was set: round so
-              // that Max-Age and Expires agree
-              maxAge: Duration.seconds(Math.max(0, Math.round((expiresAt - now) / 1000)))
-            }
-            : attributes
-        )),
-      clear: (response) => noStore(response.pipe(HttpServerResponse.expireCookie(name, attributes)))
-    }))
+        noStore(
+          HttpServerResponse.unsafeSetCookie(
+            response,
+            name,
+            token,
+            persistent
+              ? {
+                ...attributes,
+                expires: new Date(expiresAt),
+                // `now` is read as the response leaves, a few milliseconds after the expiry was set: round so
+                // that Max-Age and Expires agree
+                maxAge: Duration.seconds(Math.max(0, Math.round((expiresAt - now) / 1000)))
+              }
+              : attributes
+          ),
+          "Cookie"
+        ),
+      clear: (response) => noStore(response.pipe(HttpServerResponse.expireCookie(name, attributes)), "Cookie"),
+      requestHeader: "cookie",
+      responseHeader: "set-cookie"
+    })
+    registerCookie(transport, name)
+    return Effect.succeed(transport)
   })
 
 const bearer = /^bearer +([^\s]+) *$/i
@@ -225,17 +324,23 @@ export const makeHeader = (options: HeaderOptions = {}): Effect.Effect<Transport
       return Effect.fail(new InvalidTransportOptions({ message: "header names must be valid HTTP tokens" }))
     }
     const isAuthorization = header === "authorization"
+    const vary = canonical(header)
     return Effect.succeed(Transport.of({
       read: (request) => {
         const value = request.headers[header]
-        if (value === undefined || value === "") return Option.none()
-        if (!isAuthorization) return Option.some(value.trim())
-        const match = bearer.exec(value)
-        return match === null ? Option.none() : Option.some(match[1]!)
+        if (value === undefined || value === "") return noCandidates
+        if (isAuthorization) {
+          const match = bearer.exec(value)
+          return match === null ? noCandidates : [match[1]!]
+        }
+        // Node joins repeated headers of one name with ", ", and a token never contains a comma.
+        const candidates = value.split(",").map((part) => part.trim()).filter((part) => part !== "")
+        return candidates.length > maxCandidates ? candidates.slice(0, maxCandidates) : candidates
       },
-      write: (response, value) =>
-        HttpServerResponse.setHeaders(response, { [responseHeader]: value, "cache-control": "no-store" }),
-      clear: (response) => HttpServerResponse.setHeader(response, "cache-control", "no-store")
+      write: (response, value) => noStore(HttpServerResponse.setHeader(response, responseHeader, value), vary),
+      clear: (response) => noStore(response, vary),
+      requestHeader: header,
+      responseHeader
     }))
   })
 
@@ -244,17 +349,53 @@ export const makeHeader = (options: HeaderOptions = {}): Effect.Effect<Transport
 // -----------------------------------------------------------------------------
 
 /**
+ * A transport of your own (or one made by {@link makeCookie} / {@link makeHeader}) as a layer: provides it,
+ * and adds its `requestHeader` and `responseHeader` to `Headers.currentRedactedNames` for everything built
+ * after it, so that the platform's HTTP tracer never records a token. Every transport layer here is made
+ * with it.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = <E, R>(make: Effect.Effect<TransportService, E, R>): Layer.Layer<Transport, E, R> =>
+  Layer.scoped(Transport, Effect.tap(make, redactHeaders))
+
+/**
+ * A transport layer under another tag, for an application with several session types (each type reads its
+ * own cookie: `SessionHttp.make(AdminSession, { transportTag: AdminTransport })`). The header names stay
+ * redacted in traces.
+ *
+ * ```ts
+ * class AdminTransport extends Context.Tag("app/AdminTransport")<AdminTransport, Transport.TransportService>() {}
+ *
+ * const AdminTransportLive = Transport.layerCookie({ name: "__Host-admin" }).pipe(Transport.under(AdminTransport))
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const under: {
+  <I>(tag: Context.Tag<I, TransportService>): <E, R>(self: Layer.Layer<Transport, E, R>) => Layer.Layer<I, E, R>
+  <E, R, I>(self: Layer.Layer<Transport, E, R>, tag: Context.Tag<I, TransportService>): Layer.Layer<I, E, R>
+} = dual(
+  2,
+  <E, R, I>(self: Layer.Layer<Transport, E, R>, tag: Context.Tag<I, TransportService>): Layer.Layer<I, E, R> =>
+    Layer.map(self, (context) => Context.make(tag, Context.get(context, Transport)))
+)
+
+/**
  * @since 0.1.0
  * @category layers
  */
 export const layerCookie = (options: CookieOptions = {}): Layer.Layer<Transport, InvalidTransportOptions> =>
-  Layer.effect(Transport, makeCookie(options))
+  layer(makeCookie(options))
 
 /**
  * The cookie transport with its options read from `Config`. By default: `COOKIE_NAME`, `COOKIE_DOMAIN`,
  * `COOKIE_PATH`, `COOKIE_SECURE`, `COOKIE_HTTPONLY`, `COOKIE_SAMESITE`, `COOKIE_PARTITIONED`,
  * `COOKIE_PRIORITY`, `COOKIE_PERSISTENT`, each optional (`COOKIE_SAMESITE` and `COOKIE_PRIORITY` in any
- * case).
+ * case). Without `COOKIE_NAME` the name is {@link cookieName}'s: `__Host-session`, or `session` with
+ * `COOKIE_SECURE=false`, a `COOKIE_PATH` other than `/` or a `COOKIE_DOMAIN`.
  *
  * @since 0.1.0
  * @category layers
@@ -262,14 +403,14 @@ export const layerCookie = (options: CookieOptions = {}): Layer.Layer<Transport,
 export const layerCookieConfig = (
   config: Config.Config.Wrap<CookieOptions> = cookieConfig
 ): Layer.Layer<Transport, InvalidTransportOptions | ConfigError.ConfigError> =>
-  Layer.effect(Transport, Effect.flatMap(Config.unwrap(config), makeCookie))
+  layer(Effect.flatMap(Config.unwrap(config), makeCookie))
 
 /**
  * @since 0.1.0
  * @category layers
  */
 export const layerHeader = (options: HeaderOptions = {}): Layer.Layer<Transport, InvalidTransportOptions> =>
-  Layer.effect(Transport, makeHeader(options))
+  layer(makeHeader(options))
 
 const optional = <A>(config: Config.Config<A>): Config.Config<A | undefined> =>
   Config.map(Config.option(config), Option.getOrUndefined)

@@ -159,7 +159,9 @@ for (const name of JSON.parse(process.argv[2])) await import("effect-sessions/" 
 await import("effect-sessions/dist/Session.js").then(() => console.log("dist/Session.js exported"), (e) => console.log(e.code))
 `
     )
-    const { stdout } = await run(process.execPath, ["index.mjs", JSON.stringify(sourceModules())], consumer, 30_000)
+    // `internal/` is machinery the public modules share: shipped (the maps point at it), never exported
+    const publicModules = sourceModules().filter((name) => !name.startsWith("internal/"))
+    const { stdout } = await run(process.execPath, ["index.mjs", JSON.stringify(publicModules)], consumer, 30_000)
     expect(stdout).toBe("user-42 admin\nERR_PACKAGE_PATH_NOT_EXPORTED\n")
   })
 

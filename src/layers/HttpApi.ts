@@ -5,7 +5,7 @@
  *
  * ```ts
  * class AppSession extends Session.Tag<AppSession>()("app/Session", { data: Schema.Struct({}) }) {}
- * const AppApi = SessionApi.make(AppSession) // the session cookie, named `session`
+ * const AppApi = SessionApi.make(AppSession) // the session cookie, named `__Host-session`
  *
  * class Api extends HttpApi.make("app").add(
  *   HttpApiGroup.make("auth")
@@ -24,12 +24,13 @@
  * ```
  *
  * - `AppApi.Middleware` is the `HttpApiMiddleware` to put on endpoints, groups or the whole API. Its
- *   security scheme (`HttpApiSecurity.apiKey({ key: "session", in: "cookie" })`, or
+ *   security scheme (`HttpApiSecurity.apiKey({ key: "__Host-session", in: "cookie" })`, or
  *   `HttpApiSecurity.bearer`) and its failures (`Unauthorized`, 401; `StoreError`, 503) appear in the
  *   OpenAPI document (`OpenApi.fromApi`).
  * - `AppApi.Session` is the tag it provides: a guarded endpoint always has a session, `Session<A>`, not an
  *   `Option`.
- * - `AppApi.layer` implements the middleware on the sessions service and the `Transport` in context.
+ * - `AppApi.layer` implements the middleware on the sessions service and the `Transport` in context (or
+ *   the tag `transportTag` names); its build fails when another session type reads through that transport.
  * - `AppApi.issue`, `extend`, `rotate`, `update`, `clear`, `clearAll` are the operations of
  *   `SessionHttp.make`: they put the token on the response (or expire it) from inside an `HttpApi`
  *   handler, public endpoints such as `login` included.
@@ -59,9 +60,10 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
+import { claimAtBuild, cookieName as cookieNameOf } from "../internal/transport.js"
 import type { Session, SessionsTag } from "../Session.js"
 import { StoreError } from "../Store.js"
-import { defaultCookieName, Transport } from "../Transport.js"
+import { defaultHostCookieName, Transport, type TransportService } from "../Transport.js"
 import * as SessionHttp from "./Http.js"
 
 // -----------------------------------------------------------------------------
@@ -164,7 +166,7 @@ export type MiddlewareTag<Self, A> = HttpApiMiddleware.TagClass<
  * @since 0.1.0
  * @category models
  */
-export interface Options extends SessionHttp.Options {
+export interface Options<T = Transport> extends SessionHttp.Options<T> {
   /**
    * How clients send the token, for the OpenAPI security scheme: `"cookie"` (default) or `"bearer"`
    * (`Authorization: Bearer <token>`). Provide the matching `Transport` layer (`Transport.layerCookie` or
@@ -172,9 +174,11 @@ export interface Options extends SessionHttp.Options {
    */
   readonly transport?: "cookie" | "bearer" | undefined
   /**
-   * The cookie's name in the security scheme. Default `session`, the cookie transport's default. It must be
-   * the name the `Transport` layer uses; a request that carries this cookie when the transport reads
-   * another one is logged as a misconfiguration.
+   * The cookie's name in the security scheme. Default `__Host-session`, the name of the cookie transport
+   * with its default options (`Transport.cookieName(options)` tells the name for other options: `session`
+   * with `secure: false`, for plain-http development). It must be the name the `Transport` layer uses; a
+   * request that carries this cookie when the transport reads another one is logged as a
+   * misconfiguration.
    */
   readonly cookieName?: string | undefined
 }
@@ -185,9 +189,9 @@ export interface Options extends SessionHttp.Options {
  * @since 0.1.0
  * @category models
  */
-export interface SessionApi<Self, A> extends
+export interface SessionApi<Self, A, T = Transport> extends
   Pick<
-    SessionHttp.SessionHttp<Self, A>,
+    SessionHttp.SessionHttp<Self, A, T>,
     "issue" | "extend" | "rotate" | "update" | "clear" | "clearAll"
   >
 {
@@ -200,7 +204,7 @@ export interface SessionApi<Self, A> extends
   /** The request's session in an endpoint the middleware guards: `yield* AppApi.Session`. */
   readonly Session: Context.Tag<Authenticated<Self>, Session<A>>
   /** The middleware's implementation, on the sessions service and the `Transport` in context. */
-  readonly layer: Layer.Layer<Middleware<Self>, never, Self | Transport>
+  readonly layer: Layer.Layer<Middleware<Self>, never, Self | T>
   /** The middleware's security scheme, as the OpenAPI document shows it. */
   readonly security: HttpApiSecurity.ApiKey | HttpApiSecurity.Bearer
 }
@@ -253,11 +257,16 @@ const unauthorized = new SessionHttp.Unauthorized()
  * @since 0.1.0
  * @category constructors
  */
-export const make = <Self, A, I>(tag: SessionsTag<Self, A, I>, options: Options = {}): SessionApi<Self, A> => {
+export const make = <Self, A, I, T = Transport>(
+  tag: SessionsTag<Self, A, I>,
+  options: Options<T> = {}
+): SessionApi<Self, A, T> => {
   const http = SessionHttp.make(tag, options)
+  const transportTag = (options.transportTag ?? Transport) as Context.Tag<T, TransportService>
   const cookie = options.transport !== "bearer"
+  const cookieName = options.cookieName ?? defaultHostCookieName
   const security = cookie
-    ? HttpApiSecurity.apiKey({ key: options.cookieName ?? defaultCookieName, in: "cookie" }).pipe(
+    ? HttpApiSecurity.apiKey({ key: cookieName, in: "cookie" }).pipe(
       HttpApiSecurity.annotate(OpenApi.Description, "The session cookie set at login.")
     )
     : HttpApiSecurity.bearer.pipe(
@@ -280,7 +289,12 @@ export const make = <Self, A, I>(tag: SessionsTag<Self, A, I>, options: Options 
     Middleware as unknown as Context.Tag<Middleware<Self>, Service>,
     Effect.gen(function*() {
       const sessions = yield* tag
-      const transport = yield* Transport
+      const transport = yield* transportTag
+      // Two session types on one transport fail here, when the API is built, rather than at a request.
+      yield* claimAtBuild(transport, tag.key)
+      // The name the transport reads, when it is a cookie transport of this package (otherwise unknown).
+      const transportCookie = cookieNameOf(transport)
+      const mismatch = cookie && transportCookie !== cookieName
       // The credential `HttpApiBuilder` decoded for the scheme is not used: the token is read by the
       // `Transport`, the same layer that writes it (one parser for cookies and bearer tokens), and the
       // scheme documents it. The credential only serves to detect a scheme that names another cookie.
@@ -288,12 +302,13 @@ export const make = <Self, A, I>(tag: SessionsTag<Self, A, I>, options: Options 
         Effect.gen(function*() {
           const current = yield* http.load
           if (Option.isSome(current)) return current.value
-          if (cookie && Redacted.value(credential) !== "") {
+          if (mismatch && Redacted.value(credential) !== "") {
             const request = yield* HttpServerRequest.HttpServerRequest
-            if (Option.isNone(transport.read(request))) {
+            if (transport.read(request).length === 0) {
               yield* Effect.logWarning(
-                `SessionApi: the request has a "${options.cookieName ?? defaultCookieName}" cookie but the ` +
-                  "Transport reads another one; make `cookieName` the Transport's cookie name"
+                `SessionApi: the request has a "${cookieName}" cookie but the Transport reads ` +
+                  (transportCookie === undefined ? "another one" : `"${transportCookie}"`) +
+                  "; make `cookieName` the Transport's cookie name"
               )
             }
           }
@@ -302,18 +317,26 @@ export const make = <Self, A, I>(tag: SessionsTag<Self, A, I>, options: Options 
           // `load` logged the original error already.
           Effect.catchTag("StoreError", redact),
           Effect.provideService(tag, sessions),
-          Effect.provideService(Transport, transport)
+          Effect.provideService(transportTag, transport)
         )
       return { session }
     })
   )
+
+  // In an endpoint the middleware guards, the session it provided is the request's current one: `issue`
+  // retires it (unless `keepPrevious`) as it retires the middleware's `Tag.Current` elsewhere.
+  const issue: SessionApi<Self, A, T>["issue"] = (userId, data, issueOptions) =>
+    redactStoreError(Effect.flatMap(Effect.serviceOption(Current), (authenticated) =>
+      Option.isSome(authenticated)
+        ? Effect.provideService(http.issue(userId, data, issueOptions), tag.Current, authenticated)
+        : http.issue(userId, data, issueOptions)))
 
   return {
     Middleware: Middleware as unknown as MiddlewareTag<Self, A>,
     Session: Current,
     layer,
     security,
-    issue: (userId, data) => redactStoreError(http.issue(userId, data)),
+    issue,
     extend: (session) => redactStoreError(http.extend(session)),
     rotate: (session) => redactStoreError(http.rotate(session)),
     update: (session, f) => redactStoreError(http.update(session, f)),

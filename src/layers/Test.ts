@@ -1,7 +1,7 @@
 /**
  * Ready-made layers for the unit tests of applications that use sessions: the in-memory store, a fresh
- * random signing key and the cookie transport (not `Secure`, so plain-http test clients send it back),
- * with no configuration to read; and a switch that takes the store down, to test what an application does
+ * random signing key and the cookie transport (not `Secure`, so plain-http test clients send it back, and
+ * therefore named `session`, not `__Host-session`), with no configuration to read; and a switch that takes the store down, to test what an application does
  * during a store outage.
  *
  * ```ts

@@ -66,7 +66,7 @@ describe("layers/Config", () => {
       const transport = yield* Transport.Transport
       const HttpServerRequest = yield* Effect.promise(() => import("@effect/platform/HttpServerRequest"))
       const request = HttpServerRequest.fromWeb(new Request("http://localhost/", { headers: { "x-token": "abc" } }))
-      expect(transport.read(request)).toEqual(Option.some("abc"))
+      expect(transport.read(request)).toEqual(["abc"])
     }).pipe(
       Effect.provide(stack([["SESSION_KEYS", key], ["SESSION_TRANSPORT", "header"], ["SESSION_HEADER", "x-token"]]))
     ))

@@ -4,7 +4,7 @@ import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServer from "@effect/platform/HttpServer"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
-import { describe, expect, layer } from "@effect/vitest"
+import { describe, expect, it, layer } from "@effect/vitest"
 import { Context, Effect, Layer, Option, Schema } from "effect"
 import * as SessionHttp from "../../src/layers/Http.js"
 import * as SessionsTest from "../../src/layers/Test.js"
@@ -227,4 +227,291 @@ describe("HTTP middleware", () => {
         expect((yield* get("/me", { cookie: `session=${token}` })).status).toBe(401)
       }))
   })
+})
+
+// -----------------------------------------------------------------------------
+// duplicate cookies, caching headers, login over an existing session, superseded tokens
+// -----------------------------------------------------------------------------
+
+/** Whether a response expires the session cookie. */
+const expiresCookie = (response: HttpClientResponse.HttpClientResponse) =>
+  setCookies(response).some((line) => /^session=;.*(Max-Age=0|Expires=Thu, 01 Jan 1970)/.test(line))
+
+/** The session token a response sets, if it sets one. */
+const issuedToken = (response: HttpClientResponse.HttpClientResponse) => {
+  const line = setCookies(response).find((line) => line.startsWith("session=") && !line.startsWith("session=;"))
+  return line === undefined ? undefined : line.slice("session=".length, line.indexOf(";"))
+}
+
+const CacheApp = SessionHttp.make(AppSession)
+const cacheRouter = HttpRouter.empty.pipe(
+  HttpRouter.get("/login", Effect.as(CacheApp.issue("u1", { visits: 0 }), HttpServerResponse.text("in"))),
+  HttpRouter.get(
+    "/login-keep",
+    Effect.as(CacheApp.issue("u1", { visits: 0 }, { keepPrevious: true }), HttpServerResponse.text("in"))
+  ),
+  HttpRouter.get("/me", Effect.map(CacheApp.require, (session) => HttpServerResponse.text(session.userId))),
+  HttpRouter.get(
+    "/optional",
+    Effect.map(CacheApp.current, (session) => HttpServerResponse.text(Option.isSome(session) ? "in" : "anonymous"))
+  ),
+  HttpRouter.get(
+    "/cached",
+    Effect.as(CacheApp.require, HttpServerResponse.text("x", { headers: { "cache-control": "max-age=60" } }))
+  ),
+  HttpRouter.get(
+    "/varies",
+    Effect.as(CacheApp.current, HttpServerResponse.text("x", { headers: { vary: "Accept-Encoding, cookie" } }))
+  ),
+  HttpRouter.get(
+    "/varies-other",
+    Effect.as(CacheApp.current, HttpServerResponse.text("x", { headers: { vary: "Accept-Encoding" } }))
+  ),
+  // a handler that fails after reading the session: its error response depends on the session too
+  HttpRouter.get("/fails", Effect.zipRight(CacheApp.require, Effect.fail(new Session.Conflict())))
+)
+
+const serveCache = HttpServer.serve(cacheRouter, CacheApp.middleware).pipe(
+  Layer.provideMerge(NodeHttpServer.layerTest),
+  Layer.provideMerge(SessionsTest.layer(AppSession, { ttl: "1 hour" }))
+)
+
+const loginToken = Effect.gen(function*() {
+  const response = yield* get("/login")
+  expect(response.status).toBe(200)
+  const token = issuedToken(response)
+  expect(token).toBeDefined()
+  return token!
+})
+
+const forge = (token: string) => token.slice(0, -2) + (token.endsWith("AA") ? "BB" : "AA")
+
+describe("duplicate cookies (a planted cookie beside the real one)", () => {
+  it.effect("session=forged; session=valid serves the valid session and leaves the victim's cookie alone", () =>
+    Effect.gen(function*() {
+      const token = yield* loginToken
+      for (
+        const cookie of [`session=${forge(token)}; session=${token}`, `session=garbage; other=1; session=${token}`]
+      ) {
+        const response = yield* get("/me", { cookie })
+        expect(response.status).toBe(200)
+        expect(yield* response.text).toBe("u1")
+        expect(expiresCookie(response)).toBe(false)
+        expect(setCookies(response)).toEqual([])
+      }
+      const validFirst = yield* get("/me", { cookie: `session=${token}; session=${forge(token)}` })
+      expect(validFirst.status).toBe(200)
+      expect(expiresCookie(validFirst)).toBe(false)
+    }).pipe(Effect.provide(serveCache)))
+
+  it.effect("when no candidate resolves: 401 and the cookie is expired", () =>
+    Effect.gen(function*() {
+      const token = yield* loginToken
+      const response = yield* get("/me", { cookie: `session=${forge(token)}; session=another.forgery` })
+      expect(response.status).toBe(401)
+      expect(expiresCookie(response)).toBe(true)
+    }).pipe(Effect.provide(serveCache)))
+
+  it.effect(`at most ${Transport.maxCandidates} candidates are tried`, () =>
+    Effect.gen(function*() {
+      const token = yield* loginToken
+      const forged = Array.from({ length: Transport.maxCandidates }, (_, i) => `session=forged${i}`).join("; ")
+      const hidden = yield* get("/me", { cookie: `${forged}; session=${token}` })
+      expect(hidden.status).toBe(401)
+      // the victim's cookie may be among those left out: it is not expired
+      expect(expiresCookie(hidden)).toBe(false)
+      expect((yield* get("/me", { cookie: `session=${token}` })).status).toBe(200)
+      const fewer = Array.from({ length: Transport.maxCandidates - 1 }, (_, i) => `session=forged${i}`).join("; ")
+      expect((yield* get("/me", { cookie: `${fewer}; session=${token}` })).status).toBe(200)
+    }).pipe(Effect.provide(serveCache)))
+
+  it.effect("a store outage on the first candidate stops the search: 503, nothing expired", () =>
+    Effect.gen(function*() {
+      const token = yield* loginToken
+      const outage = yield* SessionsTest.Outage
+      yield* outage.start
+      const during = yield* get("/me", { cookie: `session=${token}; session=${token}` }).pipe(
+        Effect.ensuring(outage.end)
+      )
+      expect(during.status).toBe(503)
+      expect(expiresCookie(during)).toBe(false)
+    }).pipe(Effect.provide(serveCache)))
+})
+
+describe("caching headers of responses that depend on the session", () => {
+  it.effect("a response served with a session gets Vary: Cookie and Cache-Control: private", () =>
+    Effect.gen(function*() {
+      const cookie = `session=${yield* loginToken}`
+      const me = yield* get("/me", { cookie })
+      expect(me.status).toBe(200)
+      expect(me.headers["vary"]).toBe("Cookie")
+      expect(me.headers["cache-control"]).toBe("private")
+      const optional = yield* get("/optional", { cookie })
+      expect(optional.headers["vary"]).toBe("Cookie")
+      expect(optional.headers["cache-control"]).toBe("private")
+    }).pipe(Effect.provide(serveCache)))
+
+  it.effect("an existing Cache-Control is kept; an existing Vary is merged without repeating Cookie", () =>
+    Effect.gen(function*() {
+      const cookie = `session=${yield* loginToken}`
+      const cached = yield* get("/cached", { cookie })
+      expect(cached.headers["cache-control"]).toBe("max-age=60")
+      expect(cached.headers["vary"]).toBe("Cookie")
+      expect((yield* get("/varies", { cookie })).headers["vary"]).toBe("Accept-Encoding, cookie")
+      expect((yield* get("/varies-other", { cookie })).headers["vary"]).toBe("Accept-Encoding, Cookie")
+    }).pipe(Effect.provide(serveCache)))
+
+  it.effect("error responses too: a handler's failure, and the 401 of a refused token (no-store, it expires it)", () =>
+    Effect.gen(function*() {
+      const token = yield* loginToken
+      const failed = yield* get("/fails", { cookie: `session=${token}` })
+      expect(failed.status).toBe(409)
+      expect(failed.headers["vary"]).toBe("Cookie")
+      expect(failed.headers["cache-control"]).toBe("private")
+      const refused = yield* get("/optional", { cookie: `session=${forge(token)}` })
+      expect(refused.status).toBe(200)
+      expect(refused.headers["vary"]).toBe("Cookie")
+      expect(refused.headers["cache-control"]).toBe("no-store")
+      const unauthorized = yield* get("/me", { cookie: `session=${forge(token)}` })
+      expect(unauthorized.status).toBe(401)
+      expect(unauthorized.headers["vary"]).toBe("Cookie")
+      expect(unauthorized.headers["cache-control"]).toBe("no-store")
+      const outage = yield* SessionsTest.Outage
+      yield* outage.start
+      const unavailable = yield* get("/me", { cookie: `session=${token}` }).pipe(Effect.ensuring(outage.end))
+      expect(unavailable.status).toBe(503)
+      expect(unavailable.headers["vary"]).toBe("Cookie")
+    }).pipe(Effect.provide(serveCache)))
+
+  it.effect("requests without a token are left alone", () =>
+    Effect.gen(function*() {
+      for (const path of ["/optional", "/me", "/cached", "/varies-other"]) {
+        const response = yield* get(path, { cookie: "theme=dark" })
+        expect(response.headers["vary"] ?? "").not.toMatch(/cookie/i)
+        expect(response.headers["cache-control"] ?? "").not.toMatch(/private|no-store/)
+      }
+    }).pipe(Effect.provide(serveCache)))
+
+  it.effect("the header transport varies on the header it reads", () =>
+    Effect.gen(function*() {
+      const login = yield* get("/login")
+      const token = login.headers["x-session-token"]!
+      expect(login.headers["vary"]).toBe("X-Session")
+      expect(login.headers["cache-control"]).toBe("no-store")
+      const me = yield* get("/me", { "x-session": token })
+      expect(me.status).toBe(200)
+      expect(me.headers["vary"]).toBe("X-Session")
+      expect(me.headers["cache-control"]).toBe("private")
+      expect((yield* get("/optional")).headers["vary"]).toBeUndefined()
+    }).pipe(Effect.provide(
+      HttpServer.serve(cacheRouter, CacheApp.middleware).pipe(
+        Layer.provideMerge(NodeHttpServer.layerTest),
+        // the header transport, in place of the test layer's cookie transport
+        Layer.provide(Layer.orDie(Transport.layerHeader({ header: "x-session" }))),
+        Layer.provideMerge(SessionsTest.layer(AppSession, { ttl: "1 hour" }))
+      )
+    )))
+})
+
+describe("issue on a request that already has a session", () => {
+  it.effect("retires the previous session by default: a login on a shared browser ends the previous one", () =>
+    Effect.gen(function*() {
+      const first = yield* loginToken
+      const again = yield* get("/login", { cookie: `session=${first}` })
+      expect(again.status).toBe(200)
+      const second = issuedToken(again)!
+      expect(second).not.toBe(first)
+      expect((yield* get("/me", { cookie: `session=${first}` })).status).toBe(401)
+      expect((yield* get("/me", { cookie: `session=${second}` })).status).toBe(200)
+      expect(yield* Effect.flatMap(AppSession, (sessions) => sessions.list("u1"))).toHaveLength(1)
+    }).pipe(Effect.provide(serveCache)))
+
+  it.effect("keepPrevious: true keeps it", () =>
+    Effect.gen(function*() {
+      const first = yield* loginToken
+      const second = issuedToken(yield* get("/login-keep", { cookie: `session=${first}` }))!
+      expect((yield* get("/me", { cookie: `session=${first}` })).status).toBe(200)
+      expect((yield* get("/me", { cookie: `session=${second}` })).status).toBe(200)
+    }).pipe(Effect.provide(serveCache)))
+
+  it.effect("a refused or missing previous token changes nothing", () =>
+    Effect.gen(function*() {
+      const other = yield* loginToken
+      const response = yield* get("/login", { cookie: `session=${forge(other)}` })
+      expect(response.status).toBe(200)
+      expect(issuedToken(response)).toBeDefined()
+      expect((yield* get("/me", { cookie: `session=${other}` })).status).toBe(200)
+    }).pipe(Effect.provide(serveCache)))
+
+  // `issue` needs no middleware: it then finds the previous session through the transport itself.
+  const bare = HttpRouter.empty.pipe(
+    HttpRouter.get("/login", Effect.as(CacheApp.issue("u2", { visits: 0 }), HttpServerResponse.text("in"))),
+    HttpRouter.get(
+      "/me",
+      Effect.map(
+        CacheApp.load,
+        (session) => HttpServerResponse.text(Option.isSome(session) ? session.value.userId : "anonymous")
+      )
+    )
+  )
+  it.effect("without the middleware, through the transport's candidates", () =>
+    Effect.gen(function*() {
+      const first = yield* loginToken
+      const second = issuedToken(yield* get("/login", { cookie: `session=garbage; session=${first}` }))!
+      expect(yield* (yield* get("/me", { cookie: `session=${first}` })).text).toBe("anonymous")
+      expect(yield* (yield* get("/me", { cookie: `session=${second}` })).text).toBe("u2")
+    }).pipe(Effect.provide(
+      HttpServer.serve(bare).pipe(
+        Layer.provideMerge(NodeHttpServer.layerTest),
+        Layer.provideMerge(SessionsTest.layer(AppSession, { ttl: "1 hour" }))
+      )
+    )))
+})
+
+// The sessions service refuses a token whose id another request has just renewed as "superseded"
+// (`ReadContinuation.refused(error, true)`): the client may already hold the successor's cookie, so the
+// middleware must not expire it. Until the core answers it, a wrapper of the real service turns its
+// NotFound refusals into superseded ones.
+const superseding = Layer.effectContext(
+  Effect.map(Effect.context<AppSession | SessionsTest.Outage | Transport.Transport>(), (context) => {
+    const sessions = Context.get(context, AppSession)
+    const resolveWith = sessions[Session.ResolveWith]!
+    const wrapped: Session.Sessions<{ readonly visits: number }> = {
+      ...sessions,
+      [Session.ResolveWith]: (fiber, token, k) => {
+        // the protocol's second argument, which the current core never passes
+        const refused = k.refused as (
+          error: Session.Rejected | Session.StoreError,
+          superseded: boolean
+        ) => ReturnType<typeof k.refused>
+        return resolveWith(fiber, token, {
+          valid: k.valid,
+          refused: (error) => refused(error, error._tag === "NotFound")
+        })
+      }
+    }
+    return Context.add(context, AppSession, wrapped)
+  })
+).pipe(Layer.provide(SessionsTest.layer(AppSession, { ttl: "1 hour" })))
+
+describe("a token refused as superseded", () => {
+  it.effect("is no session, but its cookie is not expired; a forged one still is", () =>
+    Effect.gen(function*() {
+      const token = yield* loginToken
+      const cleared = issuedToken(yield* get("/login", { cookie: `session=${token}` }))!
+      expect(cleared).toBeDefined()
+      // `token`'s session is gone (NotFound, answered here as superseded)
+      const superseded = yield* get("/me", { cookie: `session=${token}` })
+      expect(superseded.status).toBe(401)
+      expect(expiresCookie(superseded)).toBe(false)
+      expect(superseded.headers["vary"]).toBe("Cookie")
+      const forged = yield* get("/me", { cookie: `session=${forge(token)}` })
+      expect(forged.status).toBe(401)
+      expect(expiresCookie(forged)).toBe(true)
+    }).pipe(Effect.provide(
+      HttpServer.serve(cacheRouter, CacheApp.middleware).pipe(
+        Layer.provideMerge(NodeHttpServer.layerTest),
+        Layer.provideMerge(superseding)
+      )
+    )))
 })

@@ -54,6 +54,12 @@ class Api extends HttpApi.make("app").add(
         .addSuccess(Schema.Struct({ cleared: Schema.Number }))
         .middleware(AppApi.Middleware)
     )
+    .add(
+      HttpApiEndpoint.post("promote", "/promote")
+        .setPayload(Schema.Struct({ keepPrevious: Schema.Boolean }))
+        .addSuccess(Me)
+        .middleware(AppApi.Middleware)
+    )
 ) {}
 
 const AuthLive = HttpApiBuilder.group(Api, "auth", (handlers) =>
@@ -76,7 +82,14 @@ const AuthLive = HttpApiBuilder.group(Api, "auth", (handlers) =>
         }))
       }).pipe(SessionApi.redactStoreError))
     .handle("logoutEverywhere", () =>
-      Effect.map(Effect.flatMap(AppApi.Session, AppApi.clearAll), (cleared) => ({ cleared })))).pipe(
+      Effect.map(Effect.flatMap(AppApi.Session, AppApi.clearAll), (cleared) => ({ cleared })))
+    // a new session from inside a guarded endpoint (a privilege change by re-login)
+    .handle("promote", ({ payload }) =>
+      Effect.flatMap(AppApi.Session, (session) =>
+        Effect.map(
+          AppApi.issue(session.userId, { role: "admin" }, { keepPrevious: payload.keepPrevious }),
+          (issued) => ({ user: issued.userId, role: issued.data.role })
+        )))).pipe(
     Layer.provide(AppApi.layer)
   )
 
@@ -262,6 +275,8 @@ describe("SessionApi (HttpApi middleware), cookie transport", () => {
       expect(renewed).toMatch(tokenShape)
       expect(renewed).not.toBe(old.token)
       expect((yield* get("/me", { cookie: `session=${renewed}` })).status).toBe(200)
+      // past the old id's renewal grace (for requests in flight), it is refused
+      yield* TestClock.adjust("61 seconds")
       expect((yield* get("/me", { cookie: old.cookie })).status).toBe(401)
     }).pipe(Effect.provide(serve({ renewalInterval: "15 minutes" }))))
 
@@ -281,11 +296,75 @@ describe("SessionApi (HttpApi middleware), cookie transport", () => {
     const logs: Array<string> = []
     const capture = Logger.replace(Logger.defaultLogger, Logger.make(({ message }) => logs.push(String(message))))
     return Effect.gen(function*() {
-      const reply = yield* get("/me", { cookie: "session=whatever" })
+      // the scheme's default name is the secure default transport's; the transport here reads `sid`
+      const reply = yield* get("/me", { cookie: "__Host-session=whatever" })
       expect(reply.status).toBe(401)
       expect(logs.some((line) => line.includes("make `cookieName` the Transport's cookie name"))).toBe(true)
+      expect(logs.some((line) => line.includes("the Transport reads \"sid\""))).toBe(true)
     }).pipe(Effect.provide(serve({ cookie: { name: "sid" } })), Effect.provide(capture))
   })
+})
+
+describe("SessionApi: login over a session, and the caching headers", () => {
+  it.effect("login with a valid session cookie retires that session (a shared browser)", () =>
+    Effect.gen(function*() {
+      const first = yield* login("alice")
+      const again = yield* post("/login", { cookie: first.cookie }, { user: "bob" })
+      expect(again.status).toBe(200)
+      const second = tokenSet(again.response)!
+      expect(second).toMatch(tokenShape)
+      expect((yield* get("/me", { cookie: first.cookie })).status).toBe(401)
+      expect((yield* get("/me", { cookie: `session=${second}` })).body).toEqual({ user: "bob", role: "user" })
+      expect(yield* Effect.flatMap(AppSession, (sessions) => sessions.list("alice"))).toEqual([])
+    }).pipe(Effect.provide(serve())))
+
+  it.effect("issue inside a guarded endpoint retires the session it guards, unless keepPrevious", () =>
+    Effect.gen(function*() {
+      const first = yield* login("alice")
+      const promoted = yield* post("/promote", { cookie: first.cookie }, { keepPrevious: false })
+      expect(promoted.body).toEqual({ user: "alice", role: "admin" })
+      expect((yield* get("/me", { cookie: first.cookie })).status).toBe(401)
+      const admin = `session=${tokenSet(promoted.response)}`
+      const kept = yield* post("/promote", { cookie: admin }, { keepPrevious: true })
+      expect(kept.status).toBe(200)
+      expect((yield* get("/me", { cookie: admin })).status).toBe(200)
+      expect((yield* get("/me", { cookie: `session=${tokenSet(kept.response)}` })).status).toBe(200)
+    }).pipe(Effect.provide(serve())))
+
+  it.effect("guarded responses vary on Cookie and are private; a refused token's 401 too; no token, no change", () =>
+    Effect.gen(function*() {
+      const { cookie, token } = yield* login("alice")
+      const me = yield* get("/me", { cookie })
+      expect(me.response.headers["vary"]).toBe("Cookie")
+      expect(me.response.headers["cache-control"]).toBe("private")
+      const refused = yield* get("/me", { cookie: `session=${token.slice(0, -2)}xx` })
+      expect(refused.status).toBe(401)
+      expect(refused.response.headers["vary"]).toBe("Cookie")
+      expect(refused.response.headers["cache-control"]).toBe("no-store")
+      const none = yield* get("/me")
+      expect(none.status).toBe(401)
+      expect(none.response.headers["vary"]).toBeUndefined()
+      expect(none.response.headers["cache-control"]).toBeUndefined()
+    }).pipe(Effect.provide(serve())))
+
+  it.effect("the default cookie name follows the secure transport's: __Host-session, read from a planted duplicate too", () =>
+    Effect.gen(function*() {
+      const { response } = yield* post("/login", {}, { user: "alice" })
+      const line = setCookies(response).find((line) => line.startsWith("__Host-session="))!
+      expect(line).toMatch(/; Secure/)
+      const token = line.slice("__Host-session=".length, line.indexOf(";"))
+      const me = yield* get("/me", { cookie: `__Host-session=forged; __Host-session=${token}` })
+      expect(me.status).toBe(200)
+      expect(setCookies(me.response)).toEqual([])
+    }).pipe(Effect.provide(
+      HttpApiBuilder.serve().pipe(
+        Layer.provide(HttpApiBuilder.api(Api).pipe(Layer.provide(AuthLive))),
+        Layer.provideMerge(NodeHttpServer.layerTest),
+        // the cookie transport with its defaults (Secure): the name the security scheme documents
+        Layer.provide(Layer.orDie(Transport.layerCookie())),
+        Layer.provideMerge(SessionsTest.layer(AppSession, { ttl: "1 hour" }))
+      )
+    )))
 })
 
 describe("SessionApi OpenAPI document", () => {
@@ -295,7 +374,7 @@ describe("SessionApi OpenAPI document", () => {
     expect(spec.components.securitySchemes["session"]).toEqual({
       type: "apiKey",
       in: "cookie",
-      name: "session",
+      name: "__Host-session",
       description: "The session cookie set at login."
     })
   })
@@ -305,7 +384,7 @@ describe("SessionApi OpenAPI document", () => {
       const [path, method] of [["/me", "get"], ["/logout", "post"], ["/sessions", "get"], [
         "/logout-everywhere",
         "post"
-      ]] as const
+      ], ["/promote", "post"]] as const
     ) {
       const operation = (spec.paths[path] as Record<string, OpenApi.OpenAPISpecOperation>)[method]!
       expect(operation.security).toEqual([{ session: [] }])

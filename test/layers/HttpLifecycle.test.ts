@@ -200,9 +200,12 @@ describe("HTTP session lifecycle", () => {
         expect(idOf(renewed!)).not.toBe(idOf(old))
         expect(due.response.headers["cache-control"]).toBe("no-store")
 
+        // The old id may keep serving requests already in flight for a short renewal grace; past it, it is
+        // refused. (Whether its cookie is expired then is test/layers/HttpRenewal.test.ts's business: the
+        // browser may already hold the new one.)
+        yield* TestClock.adjust(minute + 1)
         const replay = yield* as(old, "/me")
         expect(replay.status).toBe(401)
-        expect(isExpiring(replay.response)).toBe(true)
         const next = yield* as(renewed!, "/me")
         expect(next.status).toBe(200)
         expect(tokenSet(next.response)).toBeUndefined()

@@ -116,16 +116,32 @@ describe.each(styles)("%s", (_name, server) => {
       const mine = yield* request("GET", "/me", { cookie: jar })
       expect(mine.status).toBe(200)
       expect(mine.body).toBe("alice/Alice")
+      // it depended on the cookie: no shared cache may keep it for another user
+      expect(mine.response.headers["vary"]).toBe("Cookie")
+      expect(mine.response.headers["cache-control"]).toBe("private")
+
+      // a cookie planted beside the real one neither hides it nor gets it expired
+      const planted = yield* request("GET", "/me", { cookie: `session=planted; ${jar}` })
+      expect(planted.status).toBe(200)
+      expect(sessionCookie(planted.response)).toBeUndefined()
+
+      // logging in again over the session retires it
+      const again = yield* request("POST", "/login", { cookie: jar })
+      const renewed = sessionCookie(again.response)!
+      const next = renewed.slice(0, renewed.indexOf(";"))
+      expect(next).not.toBe(jar)
+      expect((yield* request("GET", "/me", { cookie: jar })).status).toBe(401)
+      expect((yield* request("GET", "/me", { cookie: next })).status).toBe(200)
 
       // a forged token is no session, and the client is told to drop it
       const forged = yield* request("GET", "/me", { cookie: `${jar.slice(0, -2)}xx` })
       expect(forged.status).toBe(401)
       expect(isExpiring(forged.response)).toBe(true)
 
-      const out = yield* request("POST", "/logout", { cookie: jar })
+      const out = yield* request("POST", "/logout", { cookie: next })
       expect(out.status).toBe(200)
       expect(isExpiring(out.response)).toBe(true)
-      expect((yield* request("GET", "/me", { cookie: jar })).status).toBe(401)
+      expect((yield* request("GET", "/me", { cookie: next })).status).toBe(401)
     }).pipe(Effect.provide(serve)))
 
   it.effect("answers 503 with Retry-After while the store is down", () =>
