@@ -1,8 +1,7 @@
 /**
  * The `Sessions` service end to end on a real 3-master Redis Cluster started by the harness
- * (test/support/redis.ts), moved unchanged from test/layers/RedisCluster.test.ts (which keeps the
- * store-level tests) for the lead to adapt to the new Session API: many users spread over the slots (each
- * user's keys in one slot, so every script stays on one node).
+ * (test/support/redis.ts): many users spread over the slots, each user's sessions in one key (so every
+ * script stays on one node). test/layers/RedisCluster.test.ts keeps the store-level tests.
  *
  * The cluster lives in a `ManagedRuntime` rather than @effect/vitest's `layer(...)` (see the header of
  * test/contract/Store.ts); tests run with `it.live`, since Redis expires keys by its own clock.
@@ -14,7 +13,7 @@ import * as Crypto from "node:crypto"
 import * as Auth from "../../src/Auth.js"
 import * as RedisStore from "../../src/layers/Redis.js"
 import * as Session from "../../src/Session.js"
-import type { Key } from "../../src/Store.js"
+import { expiredRetention } from "../../src/Store.js"
 import { revokeMidway } from "../contract/Store.js"
 import { RedisClusterTest } from "../support/redis.js"
 
@@ -103,6 +102,8 @@ const expectListed = (
   expect(created).toEqual([...created].sort((a, b) => a - b))
 }
 
+const retention = Duration.toMillis(expiredRetention)
+
 /** The sessions service on its own cluster store (fresh prefix) and a fresh signing key. */
 const makeSessions = (ttl: Duration.DurationInput = "1 hour") =>
   Effect.gen(function*() {
@@ -122,8 +123,7 @@ const makeSessions = (ttl: Duration.DurationInput = "1 hour") =>
       sessions: Context.get(context, AppSession),
       raw,
       node,
-      sessionKey: (key: Key) => `${prefix}{${key.user}}:${key.session}`,
-      index: (user: string) => `${prefix}{${user}}`
+      userKey: (user: string) => `${prefix}{${user}}`
     }
   })
 
@@ -139,27 +139,29 @@ const slotOwners = (node: Redis) =>
 describe("Redis Cluster store: Sessions end to end", () => {
   test("issue, get, extend and clear", () =>
     Effect.gen(function*() {
-      const { index, raw, sessionKey, sessions } = yield* makeSessions()
+      const { raw, sessions, userKey } = yield* makeSessions()
       const { session, token } = yield* sessions.issue("alice", { csrf: "c", visits: 1 })
       expect(view(yield* sessions.get(token))).toEqual(view(session))
-      expect(yield* call(raw, "PEXPIRETIME", sessionKey(session.key))).toBe(session.expiresAt.epochMillis)
+      const key = userKey(session.key.user)
+      expect(yield* call(raw, "HEXISTS", key, session.key.session)).toBe(1)
+      expect(yield* call(raw, "PEXPIRETIME", key)).toBe(session.expiresAt.epochMillis + retention)
       yield* Effect.sleep("10 millis")
       const extended = yield* sessions.extend(session)
       expect(extended.expiresAt.epochMillis).toBeGreaterThan(session.expiresAt.epochMillis)
       expect(view(yield* sessions.get(token))).toEqual(view(extended))
-      expect(yield* call(raw, "PEXPIRETIME", index(session.key.user))).toBe(extended.expiresAt.epochMillis)
+      expect(yield* call(raw, "PEXPIRETIME", key)).toBe(extended.expiresAt.epochMillis + retention)
       yield* sessions.clear(extended)
       expect((yield* Effect.flip(sessions.get(token)))._tag).toBe("NotFound")
       expect((yield* Effect.flip(sessions.extend(extended)))._tag).toBe("NotFound")
-      // one user's keys share a slot, so one EXISTS may name them all
-      expect(yield* call(raw, "EXISTS", sessionKey(session.key), index(session.key.user))).toBe(0)
+      // the user's only session was its hash's only field: the key is gone
+      expect(yield* call(raw, "EXISTS", key)).toBe(0)
     }))
 
   test(
-    "list, clearOthers and clearAll for many users spread over the slots, each user's keys in one slot",
+    "list, clearOthers and clearAll for many users spread over the slots, each user's sessions in one key",
     () =>
       Effect.gen(function*() {
-        const { index, node, raw, sessionKey, sessions } = yield* makeSessions()
+        const { node, raw, sessions, userKey } = yield* makeSessions()
         const ownerOf = yield* slotOwners(node)
         const users = Array.from({ length: 24 }, (_, i) => `user-${i}-${Crypto.randomBytes(4).toString("hex")}`)
         const issued = new Map<string, Array<Session.Issued<Data>>>()
@@ -176,16 +178,13 @@ describe("Redis Cluster store: Sessions end to end", () => {
         const owners = new Set<string>()
         for (const userId of users) {
           const mine = issued.get(userId)!
-          const user = mine[0]!.session.key.user
-          const keys = [index(user), ...mine.map(({ session }) => sessionKey(session.key))]
-          const keySlots = yield* Effect.forEach(
-            keys,
-            (key) => Effect.map(call(node, "CLUSTER", "KEYSLOT", key), Number)
-          )
-          expect(new Set(keySlots).size).toBe(1)
-          slots.add(keySlots[0]!)
-          owners.add(ownerOf(keySlots[0]!)!)
-          expect(yield* call(raw, "EXISTS", ...keys)).toBe(4)
+          // one key, one slot, per user, whatever key each session had
+          expect(new Set(mine.map(({ session }) => session.key.user)).size).toBe(1)
+          const key = userKey(mine[0]!.session.key.user)
+          const slot = Number(yield* call(node, "CLUSTER", "KEYSLOT", key))
+          slots.add(slot)
+          owners.add(ownerOf(slot)!)
+          expect(yield* call(raw, "HLEN", key)).toBe(3)
           expectListed(yield* sessions.list(userId), mine.map(({ session }) => session))
         }
         expect(slots.size).toBeGreaterThanOrEqual(2)
@@ -207,8 +206,7 @@ describe("Redis Cluster store: Sessions end to end", () => {
           const mine = issued.get(userId)!
           expect(yield* sessions.list(userId)).toEqual([])
           for (const { token } of mine) expect((yield* Effect.flip(sessions.get(token)))._tag).toBe("NotFound")
-          const user = mine[0]!.session.key.user
-          expect(yield* call(raw, "EXISTS", index(user), ...mine.map(({ session }) => sessionKey(session.key)))).toBe(0)
+          expect(yield* call(raw, "EXISTS", userKey(mine[0]!.session.key.user))).toBe(0)
         }
       }),
     30_000

@@ -1,7 +1,7 @@
 /**
- * The `Sessions` service end to end on a real `redis-server` started by the harness (test/support/redis.ts),
- * moved unchanged from test/layers/Redis.test.ts (which keeps the store-level tests) for the lead to adapt
- * to the new Session API.
+ * The `Sessions` service end to end on a real `redis-server` started by the harness (test/support/redis.ts):
+ * what it writes to Redis (one hash per user, a field per session lineage) and how it reads it back.
+ * test/layers/Redis.test.ts keeps the store-level tests.
  *
  * One server serves the whole file (`REDIS_URL` when set); every test writes under its own key prefix or
  * random users, so tests need no flushing. Shared resources live in `ManagedRuntime`s rather than
@@ -14,9 +14,10 @@ import { Context, Duration, Effect, Layer, ManagedRuntime, Option, Redacted, Sch
 import { Redis } from "ioredis"
 import * as Crypto from "node:crypto"
 import * as Auth from "../../src/Auth.js"
+import { parseId, secretDigest } from "../../src/internal/ids.js"
 import * as RedisStore from "../../src/layers/Redis.js"
 import * as Session from "../../src/Session.js"
-import { encodeEntry, type Entry, type Key } from "../../src/Store.js"
+import { encodeEntry, type Entry, expiredRetention } from "../../src/Store.js"
 import { revokeMidway } from "../contract/Store.js"
 import { makeEntry as completeEntry } from "../support/entry.js"
 import { RedisTest } from "../support/redis.js"
@@ -87,22 +88,21 @@ const makeStore = (options: Omit<RedisStore.SingleOptions, "url"> = {}) =>
     const { raw, url } = yield* Env
     const prefix = options.prefix ?? uniquePrefix()
     const store = yield* RedisStore.makeSingle({ url, ...options, prefix })
-    return {
-      store,
-      raw,
-      prefix,
-      sessionKey: (key: Key) => `${prefix}{${key.user}}:${key.session}`,
-      index: (user: string) => `${prefix}{${user}}`
-    }
+    return { store, raw, prefix, userKey: (user: string) => `${prefix}{${user}}` }
   })
+
+const retention = Duration.toMillis(expiredRetention)
+
+/** The digest of a session's secret, as its entry holds it. */
+const secretOf = (session: Session.Session<unknown>) => secretDigest(parseId(Redacted.value(session.id))!.secret)
 
 const randomPart = () => Crypto.randomBytes(16).toString("base64url")
 
 describe("Redis store: layout", () => {
-  test("an entry is stored compact: the JSON array of Store.encodeEntry, and little memory per session", () =>
+  test("an entry is stored compact: the JSON array of Store.encodeEntry in the user's hash, little memory per session", () =>
     Effect.gen(function*() {
-      const { index, raw, sessionKey, store } = yield* makeStore({ prefix: RedisStore.defaultPrefix })
-      // a typical session: real key sizes (Session.storeKey), a CSRF token as data
+      const { raw, store, userKey } = yield* makeStore({ prefix: RedisStore.defaultPrefix })
+      // a typical session: real key sizes (22-character tag and lineage), a CSRF token as data
       const userId = `user-${Crypto.randomInt(1_000_000)}`
       const now = Date.now()
       const expiresAt = now + Duration.toMillis(Session.defaultTtl)
@@ -114,42 +114,47 @@ describe("Redis store: layout", () => {
         extendedUntil: expiresAt,
         expiresAt,
         lastSeenAt: now,
-        retired: false,
+        secret: randomPart(),
+        previous: undefined,
+        previousUntil: 0,
         userAgent: undefined,
         address: undefined,
         data: { csrf: Auth.randomId(24) }
       }
-      const keys = Array.from({ length: 10 }, () => Session.storeKey(Session.makeId(userId))!)
-      const user = keys[0]!.user
+      const user = randomPart()
+      const keys = Array.from({ length: 10 }, () => ({ user, session: randomPart() }))
       expect(yield* store.save(keys[0]!, entry, "create")).toBe(true)
-      const stored = yield* call(raw, "GET", sessionKey(keys[0]!))
+      const stored = yield* call(raw, "HGET", userKey(user), keys[0]!.session)
       expect(stored).toBe(encodeEntry(entry))
       expect(JSON.parse(String(stored))).toEqual([
-        2,
+        3,
         0,
-        userId,
+        entry.expiresAt,
+        entry.lastSeenAt,
         entry.createdAt,
         entry.renewedAt,
         entry.extendedUntil,
-        entry.expiresAt,
-        entry.lastSeenAt,
         0,
+        userId,
+        entry.secret,
+        null,
         null,
         null,
         entry.data
       ])
 
-      const keyBytes = Number(yield* call(raw, "MEMORY", "USAGE", sessionKey(keys[0]!), "SAMPLES", 0))
-      const indexOfOne = Number(yield* call(raw, "MEMORY", "USAGE", index(user), "SAMPLES", 0))
+      const withOne = Number(yield* call(raw, "MEMORY", "USAGE", userKey(user), "SAMPLES", 0))
       for (const key of keys.slice(1)) yield* store.save(key, entry, "create")
-      const indexOfTen = Number(yield* call(raw, "MEMORY", "USAGE", index(user), "SAMPLES", 0))
+      const withTen = Number(yield* call(raw, "MEMORY", "USAGE", userKey(user), "SAMPLES", 0))
       console.info(
-        `Redis MEMORY USAGE: session key ${keyBytes} B (value ${String(stored).length} B: ${stored}); ` +
-          `index ${indexOfOne} B with 1 session, ${indexOfTen} B with 10 (${indexOfTen / 10} B each)`
+        `Redis MEMORY USAGE: a user's hash with 1 session ${withOne} B (value ${
+          String(stored).length
+        } B: ${stored}); ` +
+          `with 10 sessions ${withTen} B (${withTen / 10} B each)`
       )
-      expect(keyBytes).toBeGreaterThan(0)
-      expect(keyBytes).toBeLessThan(320)
-      expect(indexOfTen / 10).toBeLessThan(160)
+      expect(withOne).toBeGreaterThan(0)
+      expect(withOne).toBeLessThan(480)
+      expect(withTen / 10).toBeLessThan(320)
       expect(yield* store.deleteUser(user)).toBe(10)
     }))
 })
@@ -197,23 +202,18 @@ const makeSessions = (ttl: Duration.DurationInput = "1 hour") =>
         )
       )
     )
-    return {
-      sessions: Context.get(context, AppSession),
-      raw,
-      sessionKey: (key: Key) => `${prefix}{${key.user}}:${key.session}`,
-      index: (user: string) => `${prefix}{${user}}`
-    }
+    return { sessions: Context.get(context, AppSession), raw, userKey: (user: string) => `${prefix}{${user}}` }
   })
 
 describe("Redis store: Sessions end to end", () => {
   test("issue, get, extend and clear", () =>
     Effect.gen(function*() {
-      const { index, raw, sessionKey, sessions } = yield* makeSessions()
+      const { raw, sessions, userKey } = yield* makeSessions()
       const { session, token } = yield* sessions.issue("alice", data)
       expect(view(yield* sessions.get(token))).toEqual(view(session))
-      const key = sessionKey(session.key)
+      const key = userKey(session.key.user)
       // as issued: version 0, renewed and last seen at its creation, its expiry set by the ttl alone
-      expect(yield* call(raw, "GET", key)).toBe(encodeEntry({
+      expect(yield* call(raw, "HGET", key, session.key.session)).toBe(encodeEntry({
         version: 0,
         userId: "alice",
         createdAt: session.createdAt.epochMillis,
@@ -221,40 +221,50 @@ describe("Redis store: Sessions end to end", () => {
         extendedUntil: session.expiresAt.epochMillis,
         expiresAt: session.expiresAt.epochMillis,
         lastSeenAt: session.createdAt.epochMillis,
-        retired: false,
+        secret: secretOf(session),
+        previous: undefined,
+        previousUntil: 0,
         userAgent: undefined,
         address: undefined,
         data: { csrf: "csrf-token", visits: "3" }
       }))
-      expect(yield* call(raw, "PEXPIRETIME", key)).toBe(session.expiresAt.epochMillis)
+      // the user's key outlives its latest session by the retention, so that a late token reads Expired
+      expect(yield* call(raw, "PEXPIRETIME", key)).toBe(session.expiresAt.epochMillis + retention)
 
       yield* Effect.sleep("10 millis")
       const extended = yield* sessions.extend(session)
       expect(extended.expiresAt.epochMillis).toBeGreaterThan(session.expiresAt.epochMillis)
       expect(view(yield* sessions.get(token))).toEqual(view(extended))
       // written by compare-and-set, as the entry's next version
-      expect(JSON.parse(String(yield* call(raw, "GET", key))).slice(0, 2)).toEqual([2, 1])
-      expect(yield* call(raw, "PEXPIRETIME", key)).toBe(extended.expiresAt.epochMillis)
-      expect(yield* call(raw, "PEXPIRETIME", index(session.key.user))).toBe(extended.expiresAt.epochMillis)
+      expect(JSON.parse(String(yield* call(raw, "HGET", key, session.key.session))).slice(0, 3)).toEqual([
+        3,
+        1,
+        extended.expiresAt.epochMillis
+      ])
+      expect(yield* call(raw, "PEXPIRETIME", key)).toBe(extended.expiresAt.epochMillis + retention)
 
       yield* sessions.clear(extended)
       expect((yield* Effect.flip(sessions.get(token)))._tag).toBe("NotFound")
-      expect(yield* call(raw, "EXISTS", key, index(session.key.user))).toBe(0)
+      expect(yield* call(raw, "EXISTS", key)).toBe(0)
       // a cleared session is not brought back by a late extend
       expect((yield* Effect.flip(sessions.extend(extended)))._tag).toBe("NotFound")
       expect(yield* call(raw, "EXISTS", key)).toBe(0)
       yield* sessions.clear(extended)
     }))
 
-  test("Redis drops a session by itself at its expiry", () =>
+  test("an expired session reads Expired, and Redis drops the user's key by itself after the retention", () =>
     Effect.gen(function*() {
-      const { index, raw, sessionKey, sessions } = yield* makeSessions("300 millis")
+      const { raw, sessions, userKey } = yield* makeSessions("300 millis")
       const { session, token } = yield* sessions.issue("alice", data)
-      expect(yield* call(raw, "EXISTS", sessionKey(session.key), index(session.key.user))).toBe(2)
+      const key = userKey(session.key.user)
+      expect(yield* call(raw, "PEXPIRETIME", key)).toBe(session.expiresAt.epochMillis + retention)
       yield* Effect.sleep("400 millis")
-      expect(yield* call(raw, "EXISTS", sessionKey(session.key), index(session.key.user))).toBe(0)
-      expect((yield* Effect.flip(sessions.get(token)))._tag).toBe("NotFound")
+      expect((yield* Effect.flip(sessions.get(token)))._tag).toBe("Expired")
       expect(yield* sessions.list("alice")).toEqual([])
+      // what Redis does at the key's expiry, brought forward
+      yield* call(raw, "PEXPIREAT", key, Date.now())
+      expect(yield* call(raw, "EXISTS", key)).toBe(0)
+      expect((yield* Effect.flip(sessions.get(token)))._tag).toBe("NotFound")
     }))
 
   test("list, clearOthers and clearAll", () =>
@@ -285,7 +295,7 @@ describe("Redis store: Sessions end to end", () => {
 
   test("stored data that no longer decodes reads as NotFound and is left out of list", () =>
     Effect.gen(function*() {
-      const { raw, sessionKey, sessions } = yield* makeSessions()
+      const { raw, sessions, userKey } = yield* makeSessions()
       const one = yield* sessions.issue("alice", data)
       const two = yield* sessions.issue("alice", data)
       const three = yield* sessions.issue("alice", data)
@@ -294,10 +304,12 @@ describe("Redis store: Sessions end to end", () => {
           userId: session.userId,
           createdAt: session.createdAt.epochMillis,
           expiresAt: session.expiresAt.epochMillis,
+          secret: secretOf(session),
           data
         }))
-      yield* call(raw, "SET", sessionKey(one.session.key), entryOf(one.session, { csrf: 42 }), "KEEPTTL")
-      yield* call(raw, "SET", sessionKey(two.session.key), "{not json", "KEEPTTL")
+      const key = userKey(one.session.key.user)
+      yield* call(raw, "HSET", key, one.session.key.session, entryOf(one.session, { csrf: 42 }))
+      yield* call(raw, "HSET", key, two.session.key.session, "{not json")
       expect((yield* Effect.flip(sessions.get(one.token)))._tag).toBe("NotFound")
       expect((yield* Effect.flip(sessions.get(two.token)))._tag).toBe("NotFound")
       expect(view(yield* sessions.get(three.token))).toEqual(view(three.session))
