@@ -626,6 +626,9 @@ export const maxDataLength = 32_768
  */
 export const maxUserIdLength = 1_024
 
+// The longest `User-Agent` and address kept of a client.
+const maxClientInfoLength = 512
+
 const positive = (name: string, input: Duration.DurationInput | undefined) => {
   if (input === undefined) return Either.right(undefined)
   const millis = Duration.toMillis(Duration.decode(input))
@@ -789,13 +792,13 @@ export const make = <A, I>(
      * state (the version and the deadline are set here).
      */
     const modify = (
-      session: SessionInfo<A> & { readonly id: Redacted.Redacted<string> },
+      session: Session<A>,
       change: (entry: Entry, now: number) => Effect.Effect<Entry, NotFound>
     ): Effect.Effect<Entry, NotFound | Expired | Conflict | StoreError> =>
       Effect.suspend(() => {
         const seen = known.get(session)
         if (seen !== undefined && !seen.current) return Effect.fail(notFound)
-        const secret = seen?.secret ?? partsOf(session as Session<A>)?.digest
+        const secret = seen?.secret ?? partsOf(session)?.digest
         if (secret === undefined) return Effect.fail(notFound)
         return writers.with(`${session.key.user}.${session.key.session}`, (slot) =>
           Effect.gen(function*() {
@@ -842,8 +845,9 @@ export const make = <A, I>(
         secret,
         previous: undefined,
         previousUntil: 0,
-        userAgent: client?.userAgent,
-        address: client?.address,
+        // bounded, like the data, so that an entry never outgrows `Store.maxEncodedLength`
+        userAgent: client?.userAgent?.slice(0, maxClientInfoLength),
+        address: client?.address?.slice(0, maxClientInfoLength),
         data: encoded
       }
       return { ...entry, expiresAt: deadline(entry) }
