@@ -25,13 +25,13 @@ import {
   Schema,
   TestClock
 } from "effect"
-import { Redis } from "ioredis"
 import * as Crypto from "node:crypto"
 import * as Auth from "../src/Auth.js"
 import * as SessionsTest from "../src/layers/Test.js"
 import * as Session from "../src/Session.js"
 import { type Entry, Store, type StoreService } from "../src/Store.js"
 import { type Backend, backends } from "./support/backends.js"
+import { rawClient } from "./support/redis.js"
 
 // -----------------------------------------------------------------------------
 // fixtures
@@ -100,16 +100,7 @@ const failureTag = <A, E extends { readonly _tag: string }, R>(effect: Effect.Ef
 const servers = backends()
 
 /** A plain client to the file's Redis, to look at what a store wrote there. */
-const rawRedis = Effect.acquireRelease(
-  Effect.flatMap(servers.redisUrl, (url) =>
-    Effect.promise(async () => {
-      const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 })
-      client.on("error", () => {})
-      await client.connect()
-      return client
-    })),
-  (client) => Effect.promise(() => client.quit().catch(() => client.disconnect()))
-)
+const rawRedis = Effect.flatMap(servers.redisUrl, rawClient)
 
 /**
  * Pins the TestClock to the real time (see the header), then builds the store and the service. Answers

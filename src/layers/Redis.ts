@@ -689,14 +689,7 @@ export const makeSingle = (options: SingleOptions = {}): Effect.Effect<StoreServ
       const settings = { ...options.redis, ...clientOptions(options, extraCommandMillis) }
       return connect(url === undefined ? new Redis(settings) : new Redis(url, settings), address, timeout)
     }
-    return Effect.gen(function*() {
-      const { client, connection } = yield* open(0)
-      const wait = waitOf(options)
-      // revocations that wait for replicas get a connection of their own: WAIT blocks the one it runs on
-      const revoker = wait === undefined ? client : (yield* open(wait.timeoutMillis)).client
-      yield* warnIfEvicting(client, address)
-      return makeOn(client, revoker, options, connection)
-    })
+    return openStore(open, options, address)
   })
 
 /**
@@ -722,13 +715,25 @@ export const makeCluster = (options: ClusterConnectionOptions): Effect.Effect<St
       })
       return connect(client, address, timeout)
     }
-    return Effect.gen(function*() {
-      const { client, connection } = yield* open(0)
-      const wait = waitOf(options)
-      const revoker = wait === undefined ? client : (yield* open(wait.timeoutMillis)).client
-      yield* warnIfEvicting(client, address)
-      return makeOn(client, revoker, options, connection)
-    })
+    return openStore(open, options, address)
+  })
+
+// The store on connections it opens with `open` (given how much longer than `commandTimeout` a command
+// on it may take): one, and a second for revocations that wait for replicas, since WAIT blocks the
+// connection it runs on.
+const openStore = <C extends Client>(
+  open: (
+    extraCommandMillis: number
+  ) => Effect.Effect<{ readonly client: C; readonly connection: Connection }, StoreError, Scope.Scope>,
+  options: ConnectionOptions,
+  address: string
+): Effect.Effect<StoreService, StoreError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const { client, connection } = yield* open(0)
+    const wait = waitOf(options)
+    const revoker = wait === undefined ? client : (yield* open(wait.timeoutMillis)).client
+    yield* warnIfEvicting(client, address)
+    return makeOn(client, revoker, options, connection)
   })
 
 // -----------------------------------------------------------------------------

@@ -10,12 +10,11 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Context, Effect, Layer, Logger, Option, Schedule } from "effect"
-import { Redis } from "ioredis"
 import * as Crypto from "node:crypto"
 import * as RedisStore from "../../src/layers/Redis.js"
 import { type Entry, type Key, Store } from "../../src/Store.js"
 import { makeEntry } from "../support/entry.js"
-import { type RedisServer, startRedis } from "../support/redis.js"
+import { rawClient as rawRedis, type RedisServer, startRedis } from "../support/redis.js"
 
 const part = () => Crypto.randomBytes(16).toString("base64url")
 
@@ -33,16 +32,7 @@ const entryOf = (userId: string): Entry => {
   })
 }
 
-const rawClient = (server: RedisServer) =>
-  Effect.acquireRelease(
-    Effect.promise(async () => {
-      const client = new Redis(server.url, { lazyConnect: true, maxRetriesPerRequest: 1 })
-      client.on("error", () => {})
-      await client.connect()
-      return client
-    }),
-    (client) => Effect.promise(() => client.quit().catch(() => client.disconnect()))
-  )
+const rawClient = (server: RedisServer) => rawRedis(server.url)
 
 /** The warnings logged while `effect` runs (and by the fibers it forks, after it too). */
 const warningsOf = <A, E, R>(effect: Effect.Effect<A, E, R>) =>

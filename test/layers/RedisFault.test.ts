@@ -39,7 +39,7 @@ import * as Session from "../../src/Session.js"
 import { Store, StoreError } from "../../src/Store.js"
 import * as Transport from "../../src/Transport.js"
 import { makeEntry } from "../support/entry.js"
-import { type RedisServer, startRedis } from "../support/redis.js"
+import { rawClient, type RedisServer, startRedis } from "../support/redis.js"
 
 class AppSession extends Session.Tag<AppSession>()("test/RedisFault/AppSession", {
   data: Schema.Struct({ csrf: Schema.String })
@@ -233,17 +233,6 @@ describe("Redis store faults over HTTP", () => {
 // -----------------------------------------------------------------------------
 // what the store's errors say
 // -----------------------------------------------------------------------------
-
-const rawClient = (url: string) =>
-  Effect.acquireRelease(
-    Effect.promise(async () => {
-      const client = new RawRedis(url, { lazyConnect: true, maxRetriesPerRequest: 1 })
-      client.on("error", () => {})
-      await client.connect()
-      return client
-    }),
-    (client) => Effect.promise(() => client.quit().catch(() => client.disconnect()))
-  )
 
 const storeOn = (options: Redis.SingleOptions) =>
   Effect.map(Layer.build(Redis.layer({ commandTimeout: "500 millis", ...options })), Context.get(Store))

@@ -8,27 +8,17 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Context, Duration, Effect, Layer, Option } from "effect"
-import { Redis } from "ioredis"
 import * as Crypto from "node:crypto"
 import * as RedisStore from "../../src/layers/Redis.js"
 import { type Key, Store, StoreError } from "../../src/Store.js"
 import { makeEntry } from "../support/entry.js"
-import { type RedisServer, startRedis, startReplica } from "../support/redis.js"
+import { rawClient as rawRedis, type RedisServer, startRedis, startReplica } from "../support/redis.js"
 
 const part = () => Crypto.randomBytes(16).toString("base64url")
 const newKey = (user = part()): Key => ({ user, session: part() })
 const entry = makeEntry({ userId: "u", createdAt: Date.now(), expiresAt: Date.UTC(2100, 0, 1), data: { n: 1 } })
 
-const rawClient = (server: RedisServer) =>
-  Effect.acquireRelease(
-    Effect.promise(async () => {
-      const client = new Redis(server.url, { lazyConnect: true, maxRetriesPerRequest: 1 })
-      client.on("error", () => {})
-      await client.connect()
-      return client
-    }),
-    (client) => Effect.promise(() => client.quit().catch(() => client.disconnect()))
-  )
+const rawClient = (server: RedisServer) => rawRedis(server.url)
 
 const storeOn = (primary: RedisServer, waitForReplicas: RedisStore.WaitForReplicas) =>
   Effect.map(Layer.build(RedisStore.layer({ url: primary.url, waitForReplicas })), Context.get(Store))

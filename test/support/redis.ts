@@ -9,6 +9,7 @@
  * otherwise freeze every poll and timeout in here.
  */
 import { Clock, Context, Data, Duration, Effect, Layer, Schedule, type Scope } from "effect"
+import { Redis } from "ioredis"
 import { type ChildProcess, spawn } from "node:child_process"
 import * as Fs from "node:fs/promises"
 import * as Net from "node:net"
@@ -181,6 +182,22 @@ export const startCluster = (
       stop: Effect.forEach(nodes, (node) => node.stop, { concurrency: "unbounded", discard: true })
     } satisfies RedisCluster
   }))
+
+// ---------------------------------------------------------------------------------------------------------------------
+// clients
+// ---------------------------------------------------------------------------------------------------------------------
+
+/** A plain ioredis client to `url` (a server the test started), to look at and tamper with what a store wrote. */
+export const rawClient = (url: string): Effect.Effect<Redis, never, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.promise(async () => {
+      const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 })
+      client.on("error", () => {})
+      await client.connect()
+      return client
+    }),
+    (client) => Effect.promise(() => client.quit().catch(() => client.disconnect()))
+  )
 
 // ---------------------------------------------------------------------------------------------------------------------
 // layers
