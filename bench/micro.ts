@@ -1,8 +1,9 @@
 /**
  * Micro benchmarks, no HTTP: signing and verifying against a bare HMAC, `Sessions.get` on the in-memory
  * store and on Redis (1 and 64 in flight) against raw ioredis `HGET`s, `Sessions.extend` on Redis, the
- * parts a `get` is made of, and bytes per session in Redis. Each figure is a median of several rounds; the
- * order of the benchmarks alternates from round to round.
+ * price of session data that cannot be frozen and shared (a `Date`), the parts a `get` is made of, and
+ * bytes per session in Redis. Each figure is a median of several rounds; the order of the benchmarks
+ * alternates from round to round.
  */
 import * as Cookies from "@effect/platform/Cookies"
 import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
@@ -10,6 +11,7 @@ import * as Clock from "effect/Clock"
 import * as DateTime from "effect/DateTime"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Metric from "effect/Metric"
 import * as MetricBoundaries from "effect/MetricBoundaries"
 import * as MetricKey from "effect/MetricKey"
@@ -20,6 +22,7 @@ import * as Schema from "effect/Schema"
 import { Redis } from "ioredis"
 import * as Crypto from "node:crypto"
 import * as Auth from "../src/Auth.js"
+import { freezeData } from "../src/internal/freeze.js"
 import { idLength, lineageKey, parseId, secretDigest } from "../src/internal/ids.js"
 import * as Memory from "../src/layers/Memory.js"
 import * as RedisStore from "../src/layers/Redis.js"
@@ -48,15 +51,24 @@ type Data = typeof Data.Type
 
 const payload = (): Data => ({ csrf: Auth.randomId(16) })
 
+// The price of data that cannot be frozen: one timestamp more, stored as the same ISO string either way,
+// kept as a string (plain data: frozen once and shared) or decoded to a `Date` (decoded every request).
+const Stamped = Schema.Struct({ csrf: Schema.String, since: Schema.String })
+const Dated = Schema.Struct({ csrf: Schema.String, since: Schema.Date })
+
 /** The services' name (`Session.make`'s default), which `Auth` binds signatures and fingerprints to. */
 const domain = "effect-sessions"
 
 // Row names the report refers to.
 const memoryGet = "Sessions.get, memory"
 const rawHget = "raw ioredis HGET (baseline)"
+const stampedGet = "Sessions.get, memory, data { csrf, since: string } (plain: frozen once, shared)"
+const datedGet = "Sessions.get, memory, data { csrf, since: Date } (not shared: decoded every request)"
 const deriveName = "parseId + lineageKey + secretDigest (the store key and secret digest: two SHA-256)"
 const fingerprintName = "Auth.fingerprint(userId) (the ownership check: one HMAC-SHA512 per key)"
 const decodeName = "Schema.decodeUnknownEither(data), { csrf }"
+const freezeName = "freezeData on a fresh { csrf } (the object literal included)"
+const decodeDatedName = "decode + freezeData, { csrf, since: Date } (what every read of such data pays)"
 
 export interface Settings {
   readonly rounds: number
@@ -116,6 +128,8 @@ export const run = (redis: RedisServer, settings: Settings) =>
     const memory = yield* withPorts(Session.make(Data, { name: domain }), memoryStore)
     const memoryNoMetrics = yield* withPorts(Session.make(Data, { name: domain, metrics: false }), memoryStore)
     const memoryNoCache = yield* withPorts(Session.make(Data, { name: domain, verifiedTokenCache: 0 }), memoryStore)
+    const memoryStamped = yield* withPorts(Session.make(Stamped, { name: domain }), memoryStore)
+    const memoryDated = yield* withPorts(Session.make(Dated, { name: domain }), memoryStore)
     const redisNoCache = yield* withPorts(Session.make(Data, { name: domain, verifiedTokenCache: 0 }), redisStore)
     const onRedis = yield* withPorts(Session.make(Data, { name: domain }), redisStore)
 
@@ -139,6 +153,10 @@ export const run = (redis: RedisServer, settings: Settings) =>
 
     const redisIssued = yield* onRedis.issue("u1", payload())
     const { field: redisField, key: redisKey } = redisKeyOf(redisIssued.session)
+    // the same payload and the same stored bytes, once as plain data and once decoded to a `Date`
+    const since = new Date().toISOString()
+    const stampedToken = (yield* memoryStamped.issue("u1", { ...payload(), since })).token
+    const datedToken = (yield* memoryDated.issue("u1", { ...payload(), since: new Date(since) })).token
     // one session per worker, each extended from the session the previous extend returned
     const chains = yield* Effect.forEach(
       Array.from({ length: 64 }, (_, i) => i),
@@ -157,6 +175,14 @@ export const run = (redis: RedisServer, settings: Settings) =>
         { name: `Sessions.get, Redis|${c}`, run: (d) => effectRound(() => onRedis.get(redisIssued.token), c, d) },
         { name: `Sessions.extend, Redis|${c}`, run: extendRound(c) }
       ]).concat([
+        {
+          name: `${stampedGet}|1`,
+          run: (d) => effectRound(() => memoryStamped.get(stampedToken), 1, d)
+        },
+        {
+          name: `${datedGet}|1`,
+          run: (d) => effectRound(() => memoryDated.get(datedToken), 1, d)
+        },
         {
           name: "Sessions.get, memory, metrics: false|1",
           run: (d) => effectRound(() => memoryNoMetrics.get(token), 1, d)
@@ -179,6 +205,8 @@ export const run = (redis: RedisServer, settings: Settings) =>
     const entry = Option.getOrThrow(yield* memoryStore.fetch(issued.session.key))
     const stored = encodeEntry(entry)
     const decodeData = Schema.decodeUnknownEither(Data)
+    const decodeDated = Schema.decodeUnknownEither(Dated)
+    const datedEncoded = { ...payload(), since }
     // HMAC(K, m) = H((K ^ opad) || H((K ^ ipad) || m)) for a key no longer than the block (128 bytes):
     // the keyed states are hashed once and copied per call instead of re-keying an Hmac every time.
     const pad = (byte: number) =>
@@ -290,6 +318,15 @@ export const run = (redis: RedisServer, settings: Settings) =>
       },
       { name: "Store.decodeEntry (JSON.parse + checks)", run: (d) => syncRound(() => decodeEntry(stored), d) },
       { name: decodeName, run: (d) => syncRound(() => decodeData(data), d) },
+      { name: freezeName, run: (d) => syncRound(() => freezeData({ csrf: data.csrf }), d) },
+      {
+        name: "decode + freezeData, { csrf } (what a first read of plain data pays)",
+        run: (d) => syncRound(() => freezeData(Either.getOrThrow(decodeData(data))), d)
+      },
+      {
+        name: decodeDatedName,
+        run: (d) => syncRound(() => freezeData(Either.getOrThrow(decodeDated(datedEncoded))), d)
+      },
       {
         name: "a new session object as toSession makes it (4 × DateTime.unsafeMake, Object.freeze, a WeakMap entry)",
         run: (d) =>
@@ -358,6 +395,7 @@ export const run = (redis: RedisServer, settings: Settings) =>
 
 export const report = (results: MicroResults, settings: Settings): string => {
   const med = (map: ReadonlyMap<string, ReadonlyArray<number>>, name: string) => median(map.get(name) ?? [])
+  const micros = (map: ReadonlyMap<string, ReadonlyArray<number>>, name: string) => 1e6 / med(map, name)
   const hmac = med(results.crypto, "bare HMAC-SHA512 digest (baseline)")
   const cryptoRows = [...results.crypto].map(([name, values]) => [
     name,
@@ -388,6 +426,8 @@ export const report = (results: MicroResults, settings: Settings): string => {
   ])
   const memory1 = med(results.sessions, `${memoryGet}|1`)
   const memoryOff = med(results.sessions, "Sessions.get, memory, metrics: false|1")
+  const stamped = med(results.sessions, `${stampedGet}|1`)
+  const dated = med(results.sessions, `${datedGet}|1`)
   const b = results.bytes
   return `## Micro benchmarks (\`npm run bench\`, no HTTP)
 
@@ -419,13 +459,30 @@ ${table(["operation", "in flight", "ops/s", "÷ raw HGET", "÷ HMAC", "range"], 
 Metrics (\`metrics: false\` against the default): ${x(memoryOff / memory1)}× the in-memory \`get\` rate at 1 in
 flight, i.e. ${(1e6 / memory1 - 1e6 / memoryOff).toFixed(2)} µs of ${(1e6 / memory1).toFixed(2)} µs per call.
 
+### Immutable sessions: what data that cannot be frozen costs
+
+Sessions handed out are frozen, so that no handler can change what another request sees. Plain session data
+(objects with no prototype but \`Object\`'s, arrays, primitives) is deep-frozen once, when an entry is decoded,
+and the session object made from it is then shared by every request of that token for as long as the store
+answers the same entry: such a read decodes nothing and allocates no session (the \`${memoryGet}\` rows, and
+\`since: string\`). Data holding anything else (a \`Date\`, a \`Map\`, a class instance) cannot be made immutable
+by freezing, so it is never shared: every request decodes it again and gets a session object of its own (the
+\`since: Date\` row). Both rows store the same bytes (\`since\` is the same ISO string); the \`Date\` row runs at
+${x(dated / stamped)}× the rate of the plain one, i.e. ${(1e6 / dated - 1e6 / stamped).toFixed(2)} µs more per read
+(${(1e6 / stamped).toFixed(2)} → ${(1e6 / dated).toFixed(2)} µs). For scale, from the parts below: \`freezeData\`
+on the typical payload \`{ csrf }\` costs ${micros(results.parts, freezeName).toFixed(2)} µs and its decode ${
+    micros(results.parts, decodeName).toFixed(2)
+  } µs, both paid once per entry for plain data; the decode and freeze attempt of \`{ csrf, since: Date }\` ${
+    micros(results.parts, decodeDatedName).toFixed(2)
+  } µs, paid on every read with a new session object besides.
+
 ### The parts of a request (µs per call, medians; Effect's default tracer)
 
 Synchronous parts are called in a plain loop; Effect parts through \`Effect.runSync\`, whose own cost (a
 fiber per call) is the baseline row and is subtracted in the last column. A first read of a token pays the
 signature check, the derivation of the store key and secret digest from the id, and the fingerprint check of
 the entry's user (all three are then remembered with the token), the entry's decode (Redis; the memory store
-keeps decoded entries), the data's decode and a new session object. The "timed fetch" rows wrap
+keeps decoded entries), the data's decode and freeze, and a new session object. The "timed fetch" rows wrap
 \`Effect.sync\` (an in-memory fetch) in the store-latency timing src/Session.ts first had and in two cheaper
 shapes of the same measurement (written here, for comparison). The service now keeps constant label arrays
 (the cost of the "tags in the MetricKey" rows) and times its read's fetch inline.
