@@ -70,18 +70,26 @@ export const sessionRouter = HttpRouter.empty.pipe(
   spanRoute
 )
 
-/** A token-shaped value: a 65-character id, a dot, an 86-character signature. */
-export const fakeToken = () => `${Auth.randomId(49).slice(0, 65)}.${Auth.randomId(65).slice(0, 86)}`
+/** A token-shaped value: an 87-character id (tag, lineage, secret), a dot, an 86-character signature. */
+export const fakeToken = () => `${Auth.randomId(66).slice(0, 87)}.${Auth.randomId(65).slice(0, 86)}`
+
+/** The cookie transport as the bench serves it: plain http on loopback, so not `Secure` (and named `session`). */
+export const cookieOptions = { secure: false } as const
 
 export const baseRouter = HttpRouter.empty.pipe(
   HttpRouter.get(
     "/issue",
     Effect.sync(() =>
-      HttpServerResponse.unsafeSetCookie(HttpServerResponse.text("issued"), Transport.defaultCookieName, fakeToken(), {
-        path: "/",
-        httpOnly: true,
-        sameSite: "lax"
-      })
+      HttpServerResponse.unsafeSetCookie(
+        HttpServerResponse.text("issued"),
+        Transport.cookieName(cookieOptions),
+        fakeToken(),
+        {
+          path: "/",
+          httpOnly: true,
+          sameSite: "lax"
+        }
+      )
     )
   ),
   // built per request, as the session route's response is
@@ -102,5 +110,5 @@ export const sessionsLayer = (
       Layer.provide(Auth.layer({ keys: [Redacted.make(Auth.randomId(48))] })),
       Layer.provide(store._tag === "redis" ? RedisStore.layer({ url: store.url }) : Memory.layer())
     ),
-    Transport.layerCookie({ secure: false })
+    Transport.layerCookie(cookieOptions)
   )

@@ -3,8 +3,10 @@
  * without sessions.
  *
  * ```sh
- * npm run -s bench:server -- --port 4000 --mode session --store redis --redis-url redis://127.0.0.1:6379 --tracer on
+ * npm run -s bench:server -- --port 4000 --mode session --store redis --redis-url redis://127.0.0.1:<port> --tracer on
  * ```
+ *
+ * `<port>` is that of a throwaway `redis-server` of your own: the server writes sessions to it.
  *
  * `--mode floor` serves the `session` routes behind `constantSession` (bench/app.ts): one session issued at
  * startup is added to every request's context, nothing is read. It measures what the structure of a

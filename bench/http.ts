@@ -8,8 +8,11 @@ import autocannon from "autocannon"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
+import * as Os from "node:os"
 import * as Path from "node:path"
+import * as Transport from "../src/Transport.js"
 import type { RedisServer } from "../test/support/redis.js"
+import { cookieOptions } from "./app.js"
 import {
   awaitHttp,
   type Child,
@@ -28,6 +31,8 @@ import {
 // -----------------------------------------------------------------------------
 // servers
 // -----------------------------------------------------------------------------
+
+const cookieName = Transport.cookieName(cookieOptions)
 
 export interface Configuration {
   readonly id: string
@@ -63,7 +68,12 @@ const text = (url: string, headers: Record<string, string> = {}) =>
   Effect.tryPromise({
     try: async () => {
       const response = await fetch(url, { headers, signal: AbortSignal.timeout(5_000) })
-      return { status: response.status, body: await response.text(), setCookie: response.headers.getSetCookie() }
+      return {
+        status: response.status,
+        body: await response.text(),
+        setCookie: response.headers.getSetCookie(),
+        caching: `vary ${response.headers.get("vary")}, cache-control ${response.headers.get("cache-control")}`
+      }
     },
     catch: (cause) => new ChildError({ message: `GET ${url}: ${String(cause)}` })
   })
@@ -71,7 +81,8 @@ const text = (url: string, headers: Record<string, string> = {}) =>
 /**
  * Starts bench/http-server.ts for `config` (with `nodeArgs` before the script, e.g. `--cpu-prof`), waits
  * until it answers, checks that its tracer setting took effect, issues one session and checks that
- * `/check` accepts it (and, in session mode, refuses a request without it). The scope stops the server.
+ * `/check` accepts it (in session mode with the caching headers of a response that depends on the session,
+ * and refusing a request without it). The scope stops the server.
  */
 export const startServer = (
   config: Configuration,
@@ -100,7 +111,7 @@ export const startServer = (
       return yield* new ChildError({ message: `${label(config)}: /span answered "${span}"` })
     }
     const issued = yield* text(`${url}/issue`)
-    const cookie = issued.setCookie.map((line) => line.split(";")[0]!).find((pair) => pair.startsWith("session="))
+    const cookie = issued.setCookie.map((line) => line.split(";")[0]!).find((pair) => pair.startsWith(`${cookieName}=`))
     if (issued.status !== 200 || cookie === undefined) {
       return yield* new ChildError({ message: `${label(config)}: /issue answered ${issued.status} without a cookie` })
     }
@@ -109,6 +120,12 @@ export const startServer = (
       return yield* new ChildError({ message: `${label(config)}: /check answered ${checked.status} ${checked.body}` })
     }
     if (config.mode === "session") {
+      const caching = "vary Cookie, cache-control private"
+      if (checked.caching !== caching) {
+        return yield* new ChildError({
+          message: `${label(config)}: /check answered ${checked.caching}, not ${caching}`
+        })
+      }
       const anonymous = yield* text(`${url}/check`)
       if (anonymous.status !== 401) {
         return yield* new ChildError({
@@ -293,7 +310,12 @@ export const evaluate = (runs: ReadonlyArray<Run>) => {
   return { ratios, bars, rps, p99, cpu, of }
 }
 
-export const report = (runs: ReadonlyArray<Run>, settings: Settings): string => {
+/**
+ * `firstReadMicros`: what the first request of a token costs over the next ones (CPU µs), from the
+ * in-process table of the same run, when the micro step ran.
+ */
+export const report = (runs: ReadonlyArray<Run>, settings: Settings, firstReadMicros?: number): string => {
+  const signed = (value: number) => `${value >= 0 ? "+" : ""}${x(value)}`
   const { bars, cpu, of, ratios } = evaluate(runs)
   const perConfig = configurations.map((c) => {
     const rs = of(c.id)
@@ -328,9 +350,17 @@ export const report = (runs: ReadonlyArray<Run>, settings: Settings): string => 
 200 \`u1\` without reading anything, \`session\` runs the session middleware and \`require\` (default options:
 metrics on, reads without a span of their own, verified-token cache on; Redis with auto-pipelining). All
 connections carry the one session, so after its first request every request finds its token verified and
-its session unchanged: the steady state of a signed-in user, not the first request of a token, which also
-pays an HMAC-SHA512 and a SHA-256 (about 20 µs of CPU: the \`verifiedTokenCache: 0\` row of the in-process
-table above). ${settings.connections} connections,
+its session unchanged (plain data, frozen once and shared): the steady state of a signed-in user, not the first
+request of a token, which also pays the signature check (HMAC-SHA512), two SHA-256 digests of the id's parts,
+the fingerprint check of the entry's user (HMAC-SHA512), the data's decode and a new session object${
+    firstReadMicros === undefined
+      ? " (the `verifiedTokenCache: 0` row of the in-process table in the micro section)"
+      : ` (${
+        x(firstReadMicros)
+      } µs of CPU in this run: the \`verifiedTokenCache: 0\` row of the in-process table above)`
+  }. A session response also carries \`Vary: Cookie\` and \`Cache-Control: private\` (a pre-response hook the
+middleware registers on every request with a token; the harness checks them before measuring), which base and
+the floor do not. ${settings.connections} connections,
 ${settings.warmup} s warm-up then ${settings.seconds} s measured, ${settings.rounds} rounds in the order ${order}, ${
     order.split("").reverse().join("")
   }, …; every run is a fresh ${
@@ -338,8 +368,8 @@ ${settings.warmup} s warm-up then ${settings.seconds} s measured, ${settings.rou
       ? "`node --import tsx bench/http-server.ts`"
       : "`node bench/http-server.js` (transpiled by TypeScript, `BENCH_SERVER=compiled`)"
   } on a free 127.0.0.1 port. autocannon runs
-in the bench process on the same 2 cores as the server and redis-server: absolute figures are what this
-machine gives a single-threaded server with its load generator beside it; the ratios are the claims.
+in the bench process on the same ${Os.availableParallelism()} cores as the server and redis-server: absolute figures
+are what this machine gives a single-threaded server with its load generator beside it; the ratios are the claims.
 Latency percentiles are computed from every response's time (autocannon's own histogram keeps whole
 milliseconds only).
 
@@ -352,10 +382,10 @@ the tracer off ${x(ratios.p99RedisOff)}; base with the tracer off ÷ base with i
 
 The server process's own CPU time per request (\`process.cpuUsage()\` before and after each measured run, over the
 responses; redis-server's CPU not included), which the shared machine distorts less than req/s: base ${x(cpu("A"))} µs,
-session/memory ${x(cpu("B"))} µs (+${x(cpu("B") - cpu("A"))}), session/Redis ${x(cpu("C"))} µs (+${
-    x(cpu("C") - cpu("A"))
-  }) with the tracer on; base ${x(cpu("D"))} µs, session/Redis ${x(cpu("F"))} µs (+${
-    x(cpu("F") - cpu("D"))
+session/memory ${x(cpu("B"))} µs (${signed(cpu("B") - cpu("A"))}), session/Redis ${x(cpu("C"))} µs (${
+    signed(cpu("C") - cpu("A"))
+  }) with the tracer on; base ${x(cpu("D"))} µs, session/Redis ${x(cpu("F"))} µs (${
+    signed(cpu("F") - cpu("D"))
   }) with it off. As rates (base CPU ÷ session CPU, the ratio a CPU-bound server would reach): session/memory
 ${x(ratios.cpuMemoryOn)}, session/Redis ${x(ratios.cpuRedisOn)} (tracer on), ${x(ratios.cpuRedisOff)} (tracer off).
 

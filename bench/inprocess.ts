@@ -2,8 +2,8 @@
  * The request path without sockets: the apps of bench/app.ts run in-process through
  * `HttpApp.toWebHandlerRuntime` (the same `toHandled` wrapper, server span included, that the Node server
  * uses), one request at a time, so the cost of the session middleware can be read per request without the
- * noise of TCP, autocannon and a second process. Variants take one thing away at a time, through public
- * options or a bench-written middleware, to show what each costs.
+ * noise of TCP, autocannon and a second process. Variants take one thing away (or add one) at a time,
+ * through public options, the request's cookies or a bench-written middleware, to show what each costs.
  */
 import * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpRouter from "@effect/platform/HttpRouter"
@@ -12,11 +12,14 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as Auth from "../src/Auth.js"
+import { privateResponse } from "../src/internal/transport.js"
 import * as Memory from "../src/layers/Memory.js"
 import * as Session from "../src/Session.js"
 import * as Transport from "../src/Transport.js"
-import { baseRouter, BenchHttp, BenchSession, constantSession, sessionRouter } from "./app.js"
+import { baseRouter, BenchHttp, BenchSession, constantSession, cookieOptions, fakeToken, sessionRouter } from "./app.js"
 import { median, promiseRound, range, type Round, table, x } from "./support.js"
+
+const cookieName = Transport.cookieName(cookieOptions)
 
 /** The ports and the sessions service. */
 const ports = (options: Session.Options) =>
@@ -24,7 +27,7 @@ const ports = (options: Session.Options) =>
     Layer.provideMerge(Layer.mergeAll(
       Auth.layer({ keys: [Redacted.make(Auth.randomId(48))] }),
       Memory.layer(),
-      Transport.layerCookie({ secure: false })
+      Transport.layerCookie(cookieOptions)
     ))
   )
 
@@ -34,17 +37,37 @@ type Middleware = (app: HttpApp.Default<unknown, unknown>) => HttpApp.Default<un
 const provided: Middleware = (app) =>
   Effect.flatMap(BenchHttp.load, (session) => Effect.provideService(app, BenchSession.Current, session)) as never
 
+/**
+ * The floor plus what the shipped middleware adds to every request that carries a token before it looks
+ * anything up: the pre-response hook that puts `Vary: Cookie` and `Cache-Control: private` on the response.
+ */
+const floorWithVary = (session: Session.Session<{ readonly csrf: string }>): Middleware => {
+  const floor = constantSession(session) as Middleware
+  const vary = HttpApp.appendPreResponseHandler((_request, response) =>
+    Effect.succeed(privateResponse(response, "Cookie"))
+  )
+  return (app) => Effect.zipRight(vary, floor(app))
+}
+
+const firstRead =
+  "session, `verifiedTokenCache: 0` (signature, id digests, fingerprint, decode and a new session object on every request)"
+
 export interface Variant {
   readonly name: string
   readonly run: (duration: Duration.Duration) => Effect.Effect<Round>
 }
 
-/** Builds every variant's handler (scoped) and checks that each answers `/check` with 200 `u1`. */
+/**
+ * Builds every variant's handler (scoped) and checks that each answers `/check` with 200 `u1`, and with
+ * the caching headers of a response that depends on the session exactly where a session middleware (or the
+ * bench's copy of its hook) ran.
+ */
 export const variants = Effect.gen(function*() {
   const handler = (
     router: HttpRouter.HttpRouter<unknown, unknown>,
     options: Session.Options,
-    middleware: (issued: Session.Issued<{ readonly csrf: string }>) => Middleware | undefined
+    middleware: (issued: Session.Issued<{ readonly csrf: string }>) => Middleware | undefined,
+    request: { readonly cookie: (token: string) => string; readonly private: boolean }
   ) =>
     Effect.gen(function*() {
       const runtime = yield* Layer.toRuntime(ports(options))
@@ -57,31 +80,56 @@ export const variants = Effect.gen(function*() {
         app as HttpApp.Default<unknown, never>,
         middleware(issued) as never
       )
-      const cookie = `${Transport.defaultCookieName}=${issued.token}`
-      const request = () => new Request("http://127.0.0.1/check", { headers: { cookie } })
+      const cookie = request.cookie(issued.token)
+      const make = () => new Request("http://127.0.0.1/check", { headers: { cookie } })
       const check = yield* Effect.promise(async () => {
-        const response = await handle(request())
-        return `${response.status} ${await response.text()}`
+        const response = await handle(make())
+        const headers = `vary: ${response.headers.get("vary")}, cache-control: ${response.headers.get("cache-control")}`
+        return `${response.status} ${await response.text()}; ${headers}`
       })
-      if (check !== "200 u1") return yield* Effect.dieMessage(`in-process /check answered ${check}`)
-      return () => handle(request()).then((response) => response.arrayBuffer())
+      const expected = `200 u1; ${
+        request.private ? "vary: Cookie, cache-control: private" : "vary: null, cache-control: null"
+      }`
+      if (check !== expected) return yield* Effect.dieMessage(`in-process /check answered ${check}, not ${expected}`)
+      return () => handle(make()).then((response) => response.arrayBuffer())
     })
   const shipped = () => BenchHttp.middleware as Middleware
+  const one = { cookie: (token: string) => `${cookieName}=${token}` }
   const list: Array<readonly [string, () => Promise<unknown>]> = [
-    ["base (no session middleware)", yield* handler(baseRouter as never, {}, () => undefined)],
-    ["session, as shipped", yield* handler(sessionRouter as never, {}, shipped)],
+    [
+      "base (no session middleware)",
+      yield* handler(baseRouter as never, {}, () => undefined, { ...one, private: false })
+    ],
+    ["session, as shipped", yield* handler(sessionRouter as never, {}, shipped, { ...one, private: true })],
     [
       "floor: a constant session added to the context, no lookup",
-      yield* handler(sessionRouter as never, {}, ({ session }) => constantSession(session) as Middleware)
+      yield* handler(sessionRouter as never, {}, ({ session }) => constantSession(session) as Middleware, {
+        ...one,
+        private: false
+      })
     ],
     [
-      "session, `verifiedTokenCache: 0` (HMAC and SHA-256 on every request)",
-      yield* handler(sessionRouter as never, { verifiedTokenCache: 0 }, shipped)
+      "floor + the `Vary`/`Cache-Control` pre-response hook the shipped middleware adds",
+      yield* handler(sessionRouter as never, {}, ({ session }) => floorWithVary(session), { ...one, private: true })
     ],
-    ["session, `metrics: false`", yield* handler(sessionRouter as never, { metrics: false }, shipped)],
+    [
+      firstRead,
+      yield* handler(sessionRouter as never, { verifiedTokenCache: 0 }, shipped, { ...one, private: true })
+    ],
+    [
+      "session, a forged cookie of the same name ahead of the valid one (refused, then the valid one is served)",
+      yield* handler(sessionRouter as never, {}, shipped, {
+        cookie: (token) => `${cookieName}=${fakeToken()}; ${cookieName}=${token}`,
+        private: true
+      })
+    ],
+    [
+      "session, `metrics: false`",
+      yield* handler(sessionRouter as never, { metrics: false }, shipped, { ...one, private: true })
+    ],
     [
       "session, the same lookup with the session given to the app by `Effect.provideService`",
-      yield* handler(sessionRouter as never, {}, () => provided)
+      yield* handler(sessionRouter as never, {}, () => provided, { ...one, private: true })
     ]
   ]
   return list.map(([name, run]): Variant => ({ name, run: (duration) => promiseRound(run, 1, duration) }))
@@ -113,14 +161,24 @@ export const measure = (list: ReadonlyArray<Variant>, slices: number, slice: Dur
     return results as ReadonlyMap<string, Measured>
   })
 
+/**
+ * What the first request of a token costs over the next ones, CPU µs: the `verifiedTokenCache: 0` variant
+ * (every request pays what a first one does) over the shipped one.
+ */
+export const firstReadCost = (results: ReadonlyMap<string, Measured>): number => {
+  const shippedName = [...results.keys()][1]!
+  return median(results.get(firstRead)?.cpu ?? []) - median(results.get(shippedName)?.cpu ?? [])
+}
+
 export const report = (results: ReadonlyMap<string, Measured>, slices: number, slice: Duration.Duration): string => {
   const [baseName, shippedName] = [...results.keys()] as [string, string]
+  const signed = (value: number) => `${value >= 0 ? "+" : ""}${x(value)}`
   const cpu = (name: string) => median(results.get(name)?.cpu ?? [])
   const wall = (name: string) => median(results.get(name)?.wall ?? [])
   const rows = [...results].map(([name, m]) => [
     name,
     x(median(m.cpu)),
-    name === baseName ? "" : `+${x(median(m.cpu) - cpu(baseName))}`,
+    name === baseName ? "" : signed(median(m.cpu) - cpu(baseName)),
     name === shippedName || name === baseName ? "" : x(cpu(shippedName) - median(m.cpu)),
     x(cpu(baseName) / median(m.cpu)),
     x(median(m.wall)),
@@ -132,8 +190,13 @@ export const report = (results: ReadonlyMap<string, Measured>, slices: number, s
 variants alternating. "CPU" is this process's CPU time per request (\`process.cpuUsage()\`), which time spent
 descheduled by the rest of the machine does not inflate; the wall-clock figure is beside it. The floor is a
 bench-written middleware that adds a constant session to the context as \`src/\` does, with no lookup at all:
-what the middleware-and-\`require\` structure costs by itself. "saved vs shipped" is negative where a
-variant costs more than what ships.
+what the middleware-and-\`require\` structure costs by itself. The shipped middleware also registers, on
+every request that carries a token, a pre-response hook that adds \`Vary: Cookie\` and \`Cache-Control:
+private\` (the harness checks that exactly the session variants and the floor with that hook answer with
+them); the floor with the hook shows what it costs without a lookup. The cookie transport hands the middleware
+every cookie of its name (at most 4), tried in order until one is valid: the planted-cookie variant sends a
+forged token of the same name ahead of the valid one. "saved vs shipped" is negative where a variant costs
+more than what ships.
 
 ${
     table(

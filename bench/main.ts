@@ -7,6 +7,8 @@
  * npm run bench                        # everything, about 12 minutes
  * npm run bench -- http                # only some steps: micro, http, profile
  * BENCH_ROUNDS=1 BENCH_SECONDS=3 BENCH_WARMUP=1 BENCH_MICRO_ROUNDS=1 BENCH_PROFILE_SECONDS=3 npm run bench
+ * # a smoke run (every program path, figures meaningless), about 1.5 minutes:
+ * BENCH_ROUNDS=1 BENCH_SECONDS=1 BENCH_WARMUP=1 BENCH_MICRO_ROUNDS=1 BENCH_MICRO_SECONDS=0.2 BENCH_PROFILE_SECONDS=1 npm run bench
  * ```
  *
  * | variable                | meaning                                              | default |
@@ -32,6 +34,7 @@ import * as Fs from "node:fs/promises"
 import { parseArgs } from "node:util"
 import { startRedis } from "../test/support/redis.js"
 import * as Http from "./http.js"
+import * as InProcess from "./inprocess.js"
 import * as Micro from "./micro.js"
 import * as Profile from "./profile.js"
 import { compileServer, machine, profileFile, promise, resultsFile, setupTable, writeSection } from "./support.js"
@@ -75,9 +78,11 @@ const program = Effect.gen(function*() {
   const run = command()
   const summary: Array<string> = []
 
+  let firstRead: number | undefined
   if (selected.has("micro")) {
     const info = yield* machine(packages)
     const results = yield* Micro.run(redis, config.micro).pipe(Effect.scoped)
+    firstRead = InProcess.firstReadCost(results.requestPath)
     const body = `${Micro.report(results, config.micro)}\n#### Setup\n\n${setupTable(info, run)}\n`
     yield* writeSection(resultsFile, "micro", body)
     summary.push(body)
@@ -86,8 +91,9 @@ const program = Effect.gen(function*() {
   if (selected.has("http")) {
     const info = yield* machine(packages)
     const compiled = config.server === "compiled" ? yield* compileServer : undefined
-    const runs = yield* Http.run(redis, { ...config.http, compiled })
-    const body = `${Http.report(runs, config.http)}\n#### Setup\n\n${setupTable(info, run)}\n`
+    const httpSettings = { ...config.http, compiled }
+    const runs = yield* Http.run(redis, httpSettings)
+    const body = `${Http.report(runs, httpSettings, firstRead)}\n#### Setup\n\n${setupTable(info, run)}\n`
     yield* writeSection(resultsFile, "http", body)
     summary.push(body)
   }

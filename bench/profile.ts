@@ -326,7 +326,7 @@ transpiled by TypeScript (\`compileServer\` in bench/support.ts), not under tsx,
 wraps its functions so that no frame would be named; \`src/*.js\` lines are those of that output.
 
 Self time is aggregated by function name and file (anonymous functions by line too). Samples are wall-clock
-ticks of the main thread: time the process spent descheduled (two cores shared with autocannon, redis-server
+ticks of the main thread: time the process spent descheduled (${info.cores} cores shared with autocannon, redis-server
 and whatever else runs) lands on the frame it was in, mostly \`writev\` (the socket write). "µs per request"
 divides the samples' wall time by the responses in the window. The profiler slows the server down, so the
 request rates are not comparable with RESULTS.md; shares and differences are what count.

@@ -1,19 +1,20 @@
 /**
  * The Redis store under load: round trips per operation, bytes per session, and the throughput of
  * `Sessions.get` and `Sessions.issue` with and without ioredis auto-pipelining, each against raw ioredis
- * `GET`s on the same server in the same run.
+ * `HGET`s (the one command a session read sends) on the same server in the same run.
  *
  * ```sh
  * npm run bench:redis            # rewrites the "redis" section of bench/RESULTS.md
  * BENCH_ROUNDS=2 BENCH_ROUND_SECONDS=0.5 npm run bench:redis   # a quick look
+ * BENCH_ROUNDS=1 BENCH_ROUND_SECONDS=0.2 BENCH_GETS=100 npm run bench:redis   # a smoke run, about 20 seconds
  * ```
  *
  * `npm run bench` (bench/main.ts) writes its own sections of the same file and reuses
- * {@link bytesPerSession} from here; neither program touches the other's sections.
+ * {@link bytesPerSession} and {@link bytesTable} from here; neither program touches the other's sections.
  *
  * It starts its own `redis-server` (from PATH, on a free 127.0.0.1 port, no persistence) and stops it
  * whatever happens; it never touches another Redis. The whole run is bounded (`BENCH_DEADLINE`, default
- * 175 seconds).
+ * 240 seconds; a run with the defaults takes about 2.5 minutes).
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as Clock from "effect/Clock"
@@ -34,11 +35,14 @@ import {
   effectRound,
   machine as machineInfo,
   median,
+  n,
   promise,
-  rawGetRound,
+  rawHgetRound,
   resultsFile,
   setupTable,
-  writeSection
+  table,
+  writeSection,
+  x
 } from "./support.js"
 
 const Data = Schema.Struct({ csrf: Schema.String })
@@ -83,19 +87,42 @@ const memoryUsage = (admin: Redis, key: string) =>
 
 /** What one session costs Redis, measured by Redis itself. */
 export interface BytesPerSession {
+  /** The stored value (`HSTRLEN`): the encoded entry. */
   readonly valueLength: number
-  readonly sessionBytes: number
-  readonly index1: number
-  readonly index10: number
+  /** `MEMORY USAGE` and `OBJECT ENCODING` of the user's hash with 1 session, then with 10. */
+  readonly hash1: number
+  readonly encoding1: string
+  readonly hash10: number
+  readonly encoding10: string
+  /** The server's `hash-max-listpack-entries` and `hash-max-listpack-value`. */
+  readonly listpackEntries: string
+  readonly listpackValue: string
   readonly population: number
   /** `used_memory` growth per session over `population` one-session users. */
   readonly allIn: number
+  /** `used_memory` growth per session over `population / 10` users of 10 sessions each. */
+  readonly allIn10: number
 }
 
+/** `used_memory` growth per session when `users` users issue `each` sessions each, from an empty db. */
+const usedPerSession = (admin: Redis, sessions: Session.Sessions<Data>, users: number, each: number) =>
+  Effect.gen(function*() {
+    yield* promise(() => admin.flushdb())
+    const usedBefore = Number((yield* info(admin, "memory")).get("used_memory"))
+    yield* Effect.forEach(
+      Array.from({ length: users * each }, (_, i) => i),
+      (i) => sessions.issue(`user-${i % users}`, payload()),
+      { concurrency: 64, discard: true }
+    )
+    const usedAfter = Number((yield* info(admin, "memory")).get("used_memory"))
+    return (usedAfter - usedBefore) / (users * each)
+  })
+
 /**
- * Bytes per session (`MEMORY USAGE … SAMPLES 0`, `STRLEN`, `used_memory`), with the payload
+ * Bytes per session (`MEMORY USAGE … SAMPLES 0`, `HSTRLEN`, `used_memory`), with the payload
  * `{ csrf: <22 chars> }`, on a Redis the caller owns: it is flushed first and left holding what was
- * issued.
+ * issued. A user's sessions are the fields of one hash, so what a session costs is what it adds to its
+ * user's hash, and the hash itself (key, expiry) is paid once per user.
  */
 export const bytesPerSession = (
   admin: Redis,
@@ -105,38 +132,73 @@ export const bytesPerSession = (
   Effect.gen(function*() {
     yield* promise(() => admin.flushdb())
     const first = yield* sessions.issue("user-bytes", payload())
-    const keys = redisKeys(first.session)
-    const valueLength = yield* promise(() => admin.strlen(keys.session))
-    const sessionBytes = yield* memoryUsage(admin, keys.session)
-    const index1 = yield* memoryUsage(admin, keys.index)
+    const { field, key } = redisKey(first.session)
+    const encoding = () => Effect.map(promise(() => admin.object("ENCODING", key)), String)
+    const valueLength = yield* promise(() => admin.hstrlen(key, field))
+    const hash1 = yield* memoryUsage(admin, key)
+    const encoding1 = yield* encoding()
     for (let i = 1; i < 10; i++) yield* sessions.issue("user-bytes", payload())
-    const index10 = yield* memoryUsage(admin, keys.index)
-    // all-in: what one-session users add to used_memory (dict entries, expires, allocator overhead)
-    yield* promise(() => admin.flushdb())
-    const usedBefore = Number((yield* info(admin, "memory")).get("used_memory"))
-    yield* Effect.forEach(
-      Array.from({ length: population }, (_, i) => i),
-      (i) => sessions.issue(`user-${i}`, payload()),
-      { concurrency: 64, discard: true }
-    )
-    const usedAfter = Number((yield* info(admin, "memory")).get("used_memory"))
-    return { valueLength, sessionBytes, index1, index10, population, allIn: (usedAfter - usedBefore) / population }
+    if ((yield* promise(() => admin.hlen(key))) !== 10) {
+      return yield* Effect.dieMessage("bytes per session: the user's hash does not hold 10 sessions")
+    }
+    const hash10 = yield* memoryUsage(admin, key)
+    const encoding10 = yield* encoding()
+    // all-in: what sessions add to used_memory (dict entries, expiries, allocator overhead)
+    const allIn = yield* usedPerSession(admin, sessions, population, 1)
+    const allIn10 = yield* usedPerSession(admin, sessions, Math.max(1, Math.round(population / 10)), 10)
+    const setting = (name: string) =>
+      Effect.map(promise(() => admin.config("GET", name)), (reply) => String((reply as Array<unknown>)[1]))
+    return {
+      valueLength,
+      hash1,
+      encoding1,
+      hash10,
+      encoding10,
+      listpackEntries: yield* setting("hash-max-listpack-entries"),
+      listpackValue: yield* setting("hash-max-listpack-value"),
+      population,
+      allIn,
+      allIn10
+    }
   })
 
-const redisKeys = (session: Session.Session<Data>) => {
-  const key = Session.storeKey(Redacted.value(session.id))!
-  return {
-    session: `${RedisStore.defaultPrefix}{${key.user}}:${key.session}`,
-    index: `${RedisStore.defaultPrefix}{${key.user}}`
-  }
-}
+/** What the bytes-per-session table shows, as both programs print it. */
+export const bytesIntro = (b: BytesPerSession) =>
+  `A user's sessions are the fields of one hash (\`<prefix>{<user tag>}\`, field: the session's lineage digest,
+value: the encoded entry), so the hash's key, its expiry and its dict entry are paid once per user and each
+further session adds one field. Redis keeps a hash as a \`listpack\` while it has at most
+\`hash-max-listpack-entries\` fields of at most \`hash-max-listpack-value\` bytes (${b.listpackEntries} and ${b.listpackValue} on this server), as a \`hashtable\` otherwise; the encoded entry here is ${b.valueLength} bytes.`
+
+/** The bytes-per-session table, as both programs print it. */
+export const bytesTable = (b: BytesPerSession): string =>
+  table(["what", "bytes"], [
+    ["stored value (`HSTRLEN`: the encoded entry)", String(b.valueLength)],
+    [`user's hash, 1 session (\`${b.encoding1}\` encoding)`, String(b.hash1)],
+    [
+      `user's hash, 10 sessions (\`${b.encoding10}\` encoding)`,
+      `${b.hash10} (${x(b.hash10 / 10)} per session; each session after the first adds ${x((b.hash10 - b.hash1) / 9)})`
+    ],
+    [`all-in: \`used_memory\` growth per session, ${n(b.population)} one-session users`, n(b.allIn)],
+    [
+      `all-in: \`used_memory\` growth per session, ${
+        n(Math.max(1, Math.round(b.population / 10)))
+      } users of 10 sessions`,
+      n(b.allIn10)
+    ]
+  ])
+
+/** Where a session lives in Redis: its user's hash and its field there. */
+export const redisKey = (session: Session.Session<unknown>) => ({
+  key: `${RedisStore.defaultPrefix}{${session.key.user}}`,
+  field: session.key.session
+})
 
 // -----------------------------------------------------------------------------
 // the run
 // -----------------------------------------------------------------------------
 
-type Operation = "raw GET" | "Sessions.get" | "Sessions.issue" | "Sessions.get, memory store"
-const operations: ReadonlyArray<Operation> = ["raw GET", "Sessions.get", "Sessions.issue"]
+type Operation = "raw HGET" | "Sessions.get" | "Sessions.issue" | "Sessions.get, memory store"
+const operations: ReadonlyArray<Operation> = ["raw HGET", "Sessions.get", "Sessions.issue"]
 const concurrencies = [1, 64] as const
 const pipelining = [true, false] as const
 
@@ -187,37 +249,34 @@ const program = Effect.gen(function*() {
   for (let i = 0; i < gets; i++) yield* sessions.true.get(issued.token)
   const getCalls = yield* commandCalls(admin)
   yield* resetStats(admin)
-  for (let i = 0; i < gets; i++) yield* sessions.true.issue(`user-rt-${i % 100}`, payload())
+  // 10 users: after its first, each create lands in a user's existing hash (the cap's read of it included)
+  for (let i = 0; i < gets; i++) yield* sessions.true.issue(`user-rt-${i % 10}`, payload())
   const issueCalls = yield* commandCalls(admin)
 
   // --- bytes per session -----------------------------------------------------------------------------------------
 
-  const { valueLength, sessionBytes, index1, index10, population, allIn: allInBytes } = yield* bytesPerSession(
-    admin,
-    sessions.true,
-    10_000
-  )
+  const bytes = yield* bytesPerSession(admin, sessions.true, 10_000)
 
   // --- throughput --------------------------------------------------------------------------------------------------
 
   const fixture = Effect.gen(function*() {
     yield* promise(() => admin.flushdb())
     const { session, token } = yield* sessions.true.issue("user-get", payload())
-    return { token, key: redisKeys(session).session }
+    return { token, ...redisKey(session) }
   })
   const measure = (operation: Operation, concurrency: number, autoPipelining: boolean, duration: Duration.Duration) =>
     Effect.gen(function*() {
-      const { key, token } = yield* fixture
+      const { field, key, token } = yield* fixture
       const side = autoPipelining ? "true" : "false"
       switch (operation) {
-        case "raw GET":
-          return yield* rawGetRound(raw[side], key, concurrency, duration)
+        case "raw HGET":
+          return yield* rawHgetRound(raw[side], key, field, concurrency, duration)
         case "Sessions.get":
           return yield* effectRound(() => sessions[side].get(token), concurrency, duration)
         case "Sessions.get, memory store":
           return yield* effectRound(() => inMemory.get(memoryToken), concurrency, duration)
         case "Sessions.issue":
-          // a pool of users, so indexes hold a few sessions each as in real use
+          // a pool of users, so that each user's hash holds a few sessions, as in real use
           return yield* effectRound(
             (w, i) => sessions[side].issue(`user-${(w * 7919 + i) % 1000}`, payload()),
             concurrency,
@@ -290,10 +349,8 @@ const program = Effect.gen(function*() {
   const redisInfo = yield* info(admin, "server")
   const redisVersion = redisInfo.get("redis_version") ?? "unknown"
 
-  const n = (value: number) => Math.round(value).toLocaleString("en-US")
-  const x = (value: number) => value.toFixed(2)
   const writes = (calls: ReadonlyMap<string, number>) =>
-    [...calls].filter(([command]) => command !== "get").reduce((sum, [, count]) => sum + count, 0)
+    [...calls].filter(([command]) => command !== "hget").reduce((sum, [, count]) => sum + count, 0)
   const callList = (calls: ReadonlyMap<string, number>) =>
     [...calls].sort(([a], [b]) => a.localeCompare(b)).map(([command, count]) => `${command} ${n(count)}`).join(", ")
 
@@ -302,8 +359,8 @@ const program = Effect.gen(function*() {
     for (const operation of operations) {
       const on = medianOf(operation, concurrency, true)
       const off = medianOf(operation, concurrency, false)
-      const rawOn = medianOf("raw GET", concurrency, true)
-      const rawOff = medianOf("raw GET", concurrency, false)
+      const rawOn = medianOf("raw HGET", concurrency, true)
+      const rawOff = medianOf("raw HGET", concurrency, false)
       throughputRows.push(
         `| ${operation} | ${concurrency} | ${n(on)} | ${n(off)} | ${x(on / off)} | ${x(on / rawOn)} | ${
           x(off / rawOff)
@@ -315,7 +372,7 @@ const program = Effect.gen(function*() {
   const memoryRows = concurrencies.map((concurrency) => {
     const memory = medianOf("Sessions.get, memory store", concurrency, false)
     return `| Sessions.get, memory store | ${concurrency} | ${n(memory)} | ${
-      x(memory / medianOf("raw GET", concurrency, true))
+      x(memory / medianOf("raw HGET", concurrency, true))
     } | ${x(medianOf("Sessions.get", concurrency, true) / memory)} | ${
       spread("Sessions.get, memory store", concurrency, false)
     } |`
@@ -340,30 +397,27 @@ ${
 
 | operation | calls to Redis per operation | writes |
 |---|---|---|
-| \`Sessions.get\` × ${n(gets)} | ${callList(getCalls)} → ${x((getCalls.get("get") ?? 0) / gets)} GET per get | ${
+| \`Sessions.get\` × ${n(gets)} | ${callList(getCalls)} → ${x((getCalls.get("hget") ?? 0) / gets)} HGET per get | ${
     writes(getCalls)
   } |
-| \`Sessions.issue\` × ${n(gets)} | ${callList(issueCalls)} → ${
+| \`Sessions.issue\` × ${n(gets)}, 10 users | ${callList(issueCalls)} → ${
     x(((issueCalls.get("evalsha") ?? 0) + (issueCalls.get("eval") ?? 0)) / gets)
   } script call (one round trip) per issue | the commands inside the script |
 
 ### Bytes per session (\`MEMORY USAGE … SAMPLES 0\`; payload \`{ csrf: <22 chars> }\`)
 
-| what | bytes |
-|---|---|
-| stored value (\`STRLEN\`) | ${valueLength} |
-| session key | ${sessionBytes} |
-| user's index, 1 session | ${index1} |
-| user's index, 10 sessions | ${index10} (${x(index10 / 10)} per session; each session after the first adds ${
-    x((index10 - index1) / 9)
-  }) |
-| session key + index, one-session user | ${sessionBytes + index1} |
-| all-in: \`used_memory\` growth per session, ${n(population)} one-session users | ${n(allInBytes)} |
+${bytesIntro(bytes)}
+
+${bytesTable(bytes)}
 
 ### Throughput (ops/s, median of ${rounds} rounds; auto-pipelining on and off alternate in each round)
 
-"raw GET" is the baseline: plain \`async\` loops of ioredis \`GET\` of a session key on the same server,
-same concurrency, same pipelining setting. "÷ raw" is the operation's median over the baseline's.
+"raw HGET" is the baseline: plain \`async\` loops of ioredis \`HGET\` of a session's field in its user's hash
+(the one command \`Sessions.get\` sends) on the same server, same concurrency, same pipelining setting. "÷ raw"
+is the operation's median over the baseline's. \`Sessions.issue\` runs over a pool of 1,000 users, so that
+each user's hash holds a few sessions (the database is flushed before every measurement): each create is one
+script that reads the user's whole hash to keep the per-user cap (\`maxSessionsPerUser\`), so its cost grows
+with the sessions a user has.
 
 | operation | in flight | pipelining on | off | on ÷ off | on ÷ raw | off ÷ raw | range on | range off |
 |---|---|---|---|---|---|---|---|---|
@@ -373,7 +427,7 @@ Where the time goes: the same \`Sessions.get\` on the in-memory store (no networ
 token read over and over, so its signature is verified once and remembered and the unchanged session is
 reused: what is left is the service's own work and metrics), measured in the same rounds.
 
-| operation | in flight | ops/s | ÷ raw GET (pipelining on) | Redis \`Sessions.get\` (on) ÷ this | range |
+| operation | in flight | ops/s | ÷ raw HGET (pipelining on) | Redis \`Sessions.get\` (on) ÷ this | range |
 |---|---|---|---|---|---|
 ${memoryRows.join("\n")}
 
@@ -389,7 +443,7 @@ tracer) costs ${tracedMicros.toFixed(2)} µs, an empty \`Effect.fnUntraced\` ${u
   yield* Effect.logInfo(`wrote ${resultsFile}`)
 })
 
-const deadline = Config.duration("BENCH_DEADLINE").pipe(Config.withDefault(Duration.seconds(175)))
+const deadline = Config.duration("BENCH_DEADLINE").pipe(Config.withDefault(Duration.seconds(240)))
 
 // Run only as a program (`npm run bench:redis`), not when bench/micro.ts imports `bytesPerSession`.
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {

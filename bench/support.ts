@@ -223,9 +223,17 @@ export const promiseRound = (
     return { ops, seconds, cpuSeconds: (user + system) / 1e6 }
   })
 
-/** The Redis baseline: raw ioredis `GET`s of `key`. */
-export const rawGetRound = (client: Redis, key: string, concurrency: number, duration: Duration.DurationInput) =>
-  promiseRound(() => client.get(key), concurrency, duration)
+/**
+ * The Redis baseline: raw ioredis `HGET`s of `field` in the hash `key`, the one command a session read
+ * (`fetch`) sends.
+ */
+export const rawHgetRound = (
+  client: Redis,
+  key: string,
+  field: string,
+  concurrency: number,
+  duration: Duration.DurationInput
+) => promiseRound(() => client.hget(key, field), concurrency, duration)
 
 /** Calls a synchronous `f` in a plain loop for `duration`: no Effect in the measured path. */
 export const syncRound = (f: (i: number) => unknown, duration: Duration.DurationInput): Effect.Effect<Round> =>
