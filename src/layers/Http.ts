@@ -55,7 +55,9 @@ import {
   claimAtBuild,
   describe,
   dieLoudly,
+  isMarkerInstalled,
   isRedacted,
+  markPrivate,
   privateResponse,
   redactSpan
 } from "../internal/transport.js"
@@ -248,6 +250,10 @@ interface Prepared {
   readonly attribute: string
   // whether the middleware has checked that the transport's headers are redacted in traces
   redactionChecked: boolean
+  // the redacted header names last seen, and whether they cover the request header: when they do, the
+  // tracer recorded `<redacted>` and the span needs no look
+  names: ReadonlyArray<string | RegExp> | undefined
+  requestHeaderRedacted: boolean
 }
 
 const prepare = (transport: TransportService): Prepared => {
@@ -257,7 +263,9 @@ const prepare = (transport: TransportService): Prepared => {
     header,
     vary: HttpApp.appendPreResponseHandler((_request, response) => Effect.succeed(privateResponse(response, header))),
     attribute: `http.request.header.${transport.requestHeader}`,
-    redactionChecked: false
+    redactionChecked: false,
+    names: undefined,
+    requestHeaderRedacted: false
   }
 }
 
@@ -357,20 +365,27 @@ export const make = <Self, A, I, T = Transport>(
       const request = Context.get(context, HttpServerRequest.HttpServerRequest)
       const checked = prepared !== undefined && prepared.transport === transport ? prepared : check(transport)
       if (typeof checked === "string") return dieLoudly(checked)
+      const names = fiber.getFiberRef(Headers.currentRedactedNames)
+      if (names !== checked.names) {
+        checked.names = names
+        checked.requestHeaderRedacted = isRedacted(names, transport.requestHeader)
+      }
       // Defence in depth: the transport layers redact their header names in traces, but a transport
       // provided some other way would leave the token in the request span.
-      if (request.headers[transport.requestHeader] !== undefined) redactSpan(fiber.currentSpan, checked.attribute)
+      if (!checked.requestHeaderRedacted && request.headers[transport.requestHeader] !== undefined) {
+        redactSpan(fiber.currentSpan, checked.attribute)
+      }
       const candidates = transport.read(request)
-      const go = candidates.length === 0
-        ? next(fiber, noSession)
-        : Effect.zipRight(
-          checked.vary,
-          resolveFirst(fiber, context, transport, candidates, next, (error) => outage(error, checked))
-        )
+      if (candidates.length === 0) return next(fiber, noSession)
+      // The response depends on the token: marked for the hook the transport's layer installed, or, for a
+      // transport provided otherwise, by a hook of this request's own.
+      const resolve = resolveFirst(fiber, context, transport, candidates, next, (error) => outage(error, checked))
+      const go = markPrivate(fiber.getFiberRef(isMarkerInstalled), request, checked.header)
+        ? resolve
+        : Effect.zipRight(checked.vary, resolve)
       if (checked.redactionChecked) return go
       checked.redactionChecked = true
-      const names = fiber.getFiberRef(Headers.currentRedactedNames)
-      return isRedacted(names, transport.requestHeader) && isRedacted(names, transport.responseHeader)
+      return checked.requestHeaderRedacted && isRedacted(names, transport.responseHeader)
         ? go
         : Effect.zipRight(
           Effect.logWarning(

@@ -5,8 +5,10 @@ import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServer from "@effect/platform/HttpServer"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { describe, expect, it, layer } from "@effect/vitest"
-import { Context, Effect, Layer, Option, Schema } from "effect"
+import { Context, Effect, Layer, Option, Redacted, Schema } from "effect"
+import * as Auth from "../../src/Auth.js"
 import * as SessionHttp from "../../src/layers/Http.js"
+import * as Memory from "../../src/layers/Memory.js"
 import * as SessionsTest from "../../src/layers/Test.js"
 import * as Session from "../../src/Session.js"
 import * as Transport from "../../src/Transport.js"
@@ -338,7 +340,34 @@ describe("duplicate cookies (a planted cookie beside the real one)", () => {
     }).pipe(Effect.provide(serveCache)))
 })
 
+// The same app with a transport provided without `Transport.layer` (so without the hook its layer
+// installs for the server): the middleware then registers a hook of the request's own.
+const serveCacheRawTransport = HttpServer.serve(cacheRouter, CacheApp.middleware).pipe(
+  Layer.provideMerge(NodeHttpServer.layerTest),
+  Layer.provideMerge(Layer.effect(Transport.Transport, Transport.makeCookie({ secure: false }))),
+  Layer.provideMerge(
+    Session.layer(AppSession, { ttl: "1 hour" }).pipe(
+      Layer.provide(Layer.merge(Memory.layer(), Auth.layer({ keys: [Redacted.make(Auth.randomId(48))] })))
+    )
+  )
+)
+
 describe("caching headers of responses that depend on the session", () => {
+  it.effect("a transport provided without Transport.layer: the same headers, from a hook of the request's own", () =>
+    Effect.gen(function*() {
+      const token = yield* loginToken
+      const me = yield* get("/me", { cookie: `session=${token}` })
+      expect(me.status).toBe(200)
+      expect(me.headers["vary"]).toBe("Cookie")
+      expect(me.headers["cache-control"]).toBe("private")
+      const failed = yield* get("/fails", { cookie: `session=${token}` })
+      expect(failed.status).toBe(409)
+      expect(failed.headers["vary"]).toBe("Cookie")
+      const anonymous = yield* get("/optional")
+      expect(anonymous.headers["vary"]).toBeUndefined()
+      expect(anonymous.headers["cache-control"]).toBeUndefined()
+    }).pipe(Effect.provide(serveCacheRawTransport)))
+
   it.effect("a response served with a session gets Vary: Cookie and Cache-Control: private", () =>
     Effect.gen(function*() {
       const cookie = `session=${yield* loginToken}`
