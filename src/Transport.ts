@@ -32,7 +32,7 @@ import * as Either from "effect/Either"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import { canonical, installMarker, noStore, redactHeaders, registerCookie } from "./internal/transport.js"
+import { canonical, noStore, redactHeaders, registerCookie } from "./internal/transport.js"
 
 // -----------------------------------------------------------------------------
 // models
@@ -351,15 +351,14 @@ export const makeHeader = (options: HeaderOptions = {}): Effect.Effect<Transport
 /**
  * A transport of your own (or one made by {@link makeCookie} / {@link makeHeader}) as a layer: provides it,
  * and adds its `requestHeader` and `responseHeader` to `Headers.currentRedactedNames` for everything built
- * after it, so that the platform's HTTP tracer never records a token; it also installs, for those servers,
- * the pre-response hook that gives the responses of requests carrying a token their caching headers (the
- * HTTP middleware marks them). Every transport layer here is made with it.
+ * after it, so that the platform's HTTP tracer never records a token. Every transport layer here is made
+ * with it.
  *
  * @since 0.1.0
  * @category layers
  */
 export const layer = <E, R>(make: Effect.Effect<TransportService, E, R>): Layer.Layer<Transport, E, R> =>
-  Layer.scoped(Transport, Effect.tap(make, (transport) => Effect.zipRight(redactHeaders(transport), installMarker)))
+  Layer.scoped(Transport, Effect.tap(make, redactHeaders))
 
 /**
  * A transport layer under another tag, for an application with several session types (each type reads its

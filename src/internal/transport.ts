@@ -6,12 +6,8 @@
  * @internal
  */
 import * as Headers from "@effect/platform/Headers"
-import * as HttpApp from "@effect/platform/HttpApp"
-import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Effect from "effect/Effect"
-import * as FiberRef from "effect/FiberRef"
-import { globalValue } from "effect/GlobalValue"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import type * as Tracer from "effect/Tracer"
@@ -79,64 +75,6 @@ export const noStore = (
     "cache-control": "no-store",
     vary: mergeVary(response.headers["vary"], header)
   })
-
-// Responses that depend on the request's token get their caching headers from one pre-response hook,
-// installed with the transport's layer for the whole server, and marked per request by the middleware in
-// this map (keyed by the request's underlying object, which outlives every `modify` of the request):
-// per request that costs a map write, where a hook of its own costs a fiber-ref update and an effect.
-const marked = new WeakMap<object, string>()
-
-const markerInstalled = globalValue(
-  Symbol.for("effect-sessions/internal/transport/markerInstalled"),
-  () => FiberRef.unsafeMake(false)
-)
-
-const markedResponse: HttpApp.PreResponseHandler = (request, response) => {
-  const header = typeof request.source === "object" && request.source !== null
-    ? marked.get(request.source)
-    : undefined
-  return Effect.succeed(header === undefined ? response : privateResponse(response, header))
-}
-
-/**
- * @internal Installs, for the rest of the scope (in a layer: for everything built after it, the servers
- * included), the hook that gives the responses {@link markPrivate} marked their caching headers. Once.
- */
-export const installMarker: Effect.Effect<void, never, Scope.Scope> = Effect.flatMap(
-  FiberRef.get(markerInstalled),
-  (installed) =>
-    installed
-      ? Effect.void
-      : Effect.zipRight(
-        Effect.locallyScopedWith(HttpApp.currentPreResponseHandlers, (previous) =>
-          Option.some(
-            Option.match(previous, {
-              onNone: () => markedResponse,
-              onSome: (handler): HttpApp.PreResponseHandler => (request, response) =>
-                Effect.flatMap(handler(request, response), (response) => markedResponse(request, response))
-            })
-          )),
-        Effect.locallyScopedWith(markerInstalled, () => true)
-      )
-)
-
-/**
- * @internal Marks the response to `request` as depending on the token in `header`: through the installed
- * hook when `installed` (the fiber's `markerInstalled`), else answers `false` and the caller registers a hook
- * of its own.
- */
-export const markPrivate = (
-  installed: boolean,
-  request: HttpServerRequest.HttpServerRequest,
-  header: string
-): boolean => {
-  if (!installed || typeof request.source !== "object" || request.source === null) return false
-  marked.set(request.source, header)
-  return true
-}
-
-/** @internal The fiber-ref that says whether the marking hook is installed. */
-export const isMarkerInstalled: FiberRef.FiberRef<boolean> = markerInstalled
 
 /** @internal Whether `names` (the platform's redacted header names) covers `name`. */
 export const isRedacted = (names: ReadonlyArray<string | RegExp>, name: string): boolean =>

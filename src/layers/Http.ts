@@ -55,9 +55,7 @@ import {
   claimAtBuild,
   describe,
   dieLoudly,
-  isMarkerInstalled,
   isRedacted,
-  markPrivate,
   privateResponse,
   redactSpan
 } from "../internal/transport.js"
@@ -376,13 +374,12 @@ export const make = <Self, A, I, T = Transport>(
         redactSpan(fiber.currentSpan, checked.attribute)
       }
       const candidates = transport.read(request)
-      if (candidates.length === 0) return next(fiber, noSession)
-      // The response depends on the token: marked for the hook the transport's layer installed, or, for a
-      // transport provided otherwise, by a hook of this request's own.
-      const resolve = resolveFirst(fiber, context, transport, candidates, next, (error) => outage(error, checked))
-      const go = markPrivate(fiber.getFiberRef(isMarkerInstalled), request, checked.header)
-        ? resolve
-        : Effect.zipRight(checked.vary, resolve)
+      const go = candidates.length === 0
+        ? next(fiber, noSession)
+        : Effect.zipRight(
+          checked.vary,
+          resolveFirst(fiber, context, transport, candidates, next, (error) => outage(error, checked))
+        )
       if (checked.redactionChecked) return go
       checked.redactionChecked = true
       return checked.requestHeaderRedacted && isRedacted(names, transport.responseHeader)
