@@ -764,6 +764,43 @@ describe("Sessions", () => {
         }
       }))
 
+    it.effect("reads the per-user cap from SESSION_MAX_PER_USER and the renewal grace from SESSION_RENEWAL_GRACE", () =>
+      Effect.gen(function*() {
+        const sessions = yield* AppSession
+        const issued = yield* Effect.forEach([1, 2, 3], () => sessions.issue("user-1", data))
+        expect((yield* sessions.list("user-1")).length).toBe(2)
+        // renewal after 10 minutes; the replaced token reads for 5 seconds
+        const { token } = issued[2]!
+        yield* TestClock.adjust("10 minutes")
+        const renewed = yield* sessions.resolve(token)
+        expect(renewed.token).toBeDefined()
+        yield* TestClock.adjust("4 seconds")
+        expect((yield* sessions.get(token)).userId).toBe("user-1")
+        yield* TestClock.adjust("1 second")
+        expect((yield* Effect.flip(sessions.get(token)))._tag).toBe("NotFound")
+      }).pipe(
+        Effect.provide(Session.layerConfig(AppSession).pipe(Layer.provide(ports))),
+        withEnv([
+          ["SESSION_MAX_PER_USER", "2"],
+          ["SESSION_RENEWAL_INTERVAL", "10 minutes"],
+          ["SESSION_RENEWAL_GRACE", "5 seconds"]
+        ])
+      ))
+
+    it.effect("a SESSION_MAX_PER_USER that is not a whole number of at least 1 is a ConfigError naming it", () =>
+      Effect.gen(function*() {
+        for (const value of ["0", "-3", "many", "2.5"]) {
+          const error = yield* Effect.flip(
+            AppSession.pipe(
+              Effect.provide(Session.layerConfig(AppSession).pipe(Layer.provide(ports))),
+              withEnv([["SESSION_MAX_PER_USER", value]])
+            )
+          )
+          expect(ConfigError.isConfigError(error)).toBe(true)
+          expect(String(error)).toContain("SESSION_MAX_PER_USER")
+        }
+      }))
+
     it.effect("accepts a custom config", () =>
       Effect.gen(function*() {
         const sessions = yield* AppSession
