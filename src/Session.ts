@@ -41,6 +41,7 @@ import { Auth, BadSignature, maxTokenLength } from "./Auth.js"
 import { freezeData } from "./internal/freeze.js"
 import { lineageKey, newFamily, newSecret, parseId, secretDigest, tagLength } from "./internal/ids.js"
 import * as Lock from "./internal/lock.js"
+import { markSuperseded } from "./internal/refusal.js"
 import { type Entry, type Key, Store, StoreError, type StoreService } from "./Store.js"
 
 export {
@@ -230,11 +231,7 @@ export type ResolveWith<A> = <X, E, R>(
  */
 export interface ReadContinuation<A, X, E, R> {
   readonly valid: (resolved: Resolved<A>) => Effect.Effect<X, E, R>
-  /**
-   * `superseded` is true when the token belongs to a session that lives on under a newer id (renewed by
-   * another request): the client may already hold the newer token, so it must not be told to drop it.
-   */
-  readonly refused: (error: Rejected | StoreError, superseded: boolean) => Effect.Effect<X, E, R>
+  readonly refused: (error: Rejected | StoreError) => Effect.Effect<X, E, R>
 }
 
 /**
@@ -578,6 +575,8 @@ const instrument = (store: StoreService): StoreService => {
 }
 
 const notFound = new NotFound()
+// The refusal of a token whose session lives on under a newer id (internal/refusal.ts).
+const superseded = markSuperseded(new NotFound())
 const expired = new Expired()
 const conflict = new Conflict()
 
@@ -1028,14 +1027,14 @@ export const make = <A, I>(
       const checked = check(token)
       if (isRejected(checked)) {
         account(fiber, checked._tag)
-        return k.refused(checked, false)
+        return k.refused(checked)
       }
       const start = observe ? performance.now() : 0
       return Effect.matchEffect(backend.fetch(checked.key, checked.entry), {
         onFailure: (error) => {
           if (observe) recordStore("fetch", start, true)
           account(fiber, "StoreError")
-          return k.refused(error, false)
+          return k.refused(error)
         },
         onSuccess: (stored) => {
           if (observe) recordStore("fetch", start, false)
@@ -1054,7 +1053,7 @@ export const make = <A, I>(
       const now = Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis()
       if (Option.isNone(stored)) {
         account(fiber, "NotFound")
-        return k.refused(notFound, false)
+        return k.refused(notFound)
       }
       const entry = stored.value
       // The entry must belong to the token's user: a keyed fingerprint of its user id is the token's tag,
@@ -1062,7 +1061,7 @@ export const make = <A, I>(
       if (entry.userId !== checked.owner) {
         if (!owns(entry.userId, checked.key.user)) {
           account(fiber, "NotFound")
-          return k.refused(notFound, false)
+          return k.refused(notFound)
         }
         checked.owner = entry.userId
       }
@@ -1071,18 +1070,18 @@ export const make = <A, I>(
         // The lineage lives on under a newer id: this token was renewed (by another request of this
         // client, most likely), so the client must not be told to drop its token.
         account(fiber, "NotFound")
-        return k.refused(notFound, true)
+        return k.refused(superseded)
       }
       if (isDead(entry, now)) {
         account(fiber, "Expired")
-        return k.refused(expired, false)
+        return k.refused(expired)
       }
       let session = checked.entry === entry ? checked.session : undefined
       if (session === undefined) {
         const data = decode(entry.data)
         if (Either.isLeft(data)) {
           account(fiber, "NotFound")
-          return Effect.zipRight(decodeFailed, k.refused(notFound, false))
+          return Effect.zipRight(decodeFailed, k.refused(notFound))
         }
         const shared = freezeData(data.right)
         session = toSession(checked.id, checked.key, entry, data.right, checked.secret)
@@ -1103,7 +1102,7 @@ export const make = <A, I>(
               Effect.catchTag("Conflict", "NotFound", () => Effect.succeed({ session: readAs, token: undefined }))
             )
           ),
-          { onFailure: (error) => k.refused(error, false), onSuccess: k.valid }
+          { onFailure: k.refused, onSuccess: k.valid }
         )
       }
       const resigned = checked.keyIndex === 0 ? undefined : auth.sign(checked.raw, domain)
@@ -1115,7 +1114,7 @@ export const make = <A, I>(
             written === undefined
               ? { session: readAs, token: resigned }
               : { session: written, token: resigned ?? auth.sign(checked.raw, domain) })),
-          { onFailure: (error) => k.refused(error, false), onSuccess: k.valid }
+          { onFailure: k.refused, onSuccess: k.valid }
         )
       }
       account(fiber, "valid")

@@ -49,6 +49,7 @@ import type * as Fiber from "effect/Fiber"
 import * as FiberRef from "effect/FiberRef"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
+import { isSuperseded } from "../internal/refusal.js"
 import {
   canonical,
   claim,
@@ -312,8 +313,7 @@ export const make = <Self, A, I, T = Transport>(
     const resolveWith = sessions[ResolveWith]
     let superseded = false
     const attempt = (index: number): Effect.Effect<X, E, R> => {
-      // `superseded` (the core's second argument) is optional here: a service without it never says so.
-      const refused = (error: Rejected | StoreError, isSuperseded?: boolean): Effect.Effect<X, E, R> => {
+      const refused = (error: Rejected | StoreError): Effect.Effect<X, E, R> => {
         if (error._tag === "StoreError") {
           return anonymousOnOutage
             ? Effect.zipRight(
@@ -322,7 +322,7 @@ export const make = <Self, A, I, T = Transport>(
             )
             : Effect.zipRight(Effect.logError("session store unavailable; answering 503", error), outage(error))
         }
-        if (isSuperseded === true) superseded = true
+        if (isSuperseded(error)) superseded = true
         if (index + 1 < candidates.length) return attempt(index + 1)
         // The client holds a token that will never work again: tell it to drop it. A handler that issues a
         // new session later in this request registers its write after this, so the new token wins. Not
@@ -345,7 +345,7 @@ export const make = <Self, A, I, T = Transport>(
       const token = candidates[index]!
       return resolveWith !== undefined
         ? resolveWith(fiber, token, k)
-        : Effect.matchEffect(sessions.resolve(token), { onFailure: (error) => refused(error), onSuccess: k.valid })
+        : Effect.matchEffect(sessions.resolve(token), { onFailure: refused, onSuccess: k.valid })
     }
     return attempt(0)
   }

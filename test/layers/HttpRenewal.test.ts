@@ -63,6 +63,20 @@ const get = (path: string, token?: string) =>
 const parallel = 8
 const trials = 20
 
+// The same app with `traceReads: true`, whose reads open a span of their own and so go through the
+// service's `resolve` rather than the middleware's fast path.
+const serveTraced = HttpServer.serve(router, AppHttp.middleware).pipe(
+  Layer.provideMerge(NodeHttpServer.layerTest),
+  Layer.provideMerge(
+    SessionsTest.layer(AppSession, {
+      ttl: "1 hour",
+      renewalInterval: interval,
+      traceReads: true,
+      memory: { sweepInterval: "30 days" }
+    })
+  )
+)
+
 describe("renewal with parallel requests (renewalInterval, default rotationGrace)", () => {
   it.effect(`${parallel} parallel requests at renewal time: no 401, and the browser ends with a valid cookie`, () =>
     Effect.gen(function*() {
@@ -107,4 +121,17 @@ describe("renewal with parallel requests (renewalInterval, default rotationGrace
       expect(replay.cookie).toBeUndefined()
       expect((yield* get("/me", renewed)).status).toBe(200)
     }).pipe(Effect.provide(serve)))
+
+  it.effect("with traceReads too, the replaced token's cookie is not expired", () =>
+    Effect.gen(function*() {
+      const old = (yield* get("/login")).cookie!
+      yield* TestClock.adjust(interval)
+      const renewed = (yield* get("/me", old)).cookie!
+      expect(renewed).not.toBe(old)
+      yield* TestClock.adjust("5 minutes")
+      const replay = yield* get("/me", old)
+      expect(replay.status).toBe(401)
+      expect(replay.cookie).toBeUndefined()
+      expect((yield* get("/me", renewed)).status).toBe(200)
+    }).pipe(Effect.provide(serveTraced)))
 })
