@@ -69,7 +69,8 @@ const shuffle = <A>(items: ReadonlyArray<A>): Array<A> => {
  * escapes a revocation. The first two thirds of the creates are spread over 20 ms and `revoke` is called
  * when a third of them have completed, so that some are still in flight or unsent when it is called (fired
  * at once, a pipelining client or a synchronous store would complete them all in one batch); the last third
- * start a millisecond after it is called, so that some creates certainly follow it.
+ * start a millisecond after it is called, so that some creates follow it, and the very last one only once
+ * it has returned, so that at least one certainly does (however slow the revocation's round trip).
  *
  * Answers each create's result (by index), the indexes of the creates that had completed when `revoke` was
  * called (recorded before calling it), and what `revoke` answered.
@@ -88,10 +89,15 @@ export const revokeMidway = <A, E, R, B, E2, R2>(options: {
     const early = Math.ceil(total * 2 / 3)
     const completed: Array<number> = []
     const midway = yield* Deferred.make<void>()
+    const returned = yield* Deferred.make<void>()
     const creates = Effect.forEach(
       Array.from({ length: total }, (_, i) => i),
       (i) =>
-        (i < early ? Effect.sleep(Crypto.randomInt(20)) : Effect.zipRight(Deferred.await(midway), Effect.sleep(1)))
+        (i < early
+          ? Effect.sleep(Crypto.randomInt(20))
+          : i === total - 1
+          ? Deferred.await(returned)
+          : Effect.zipRight(Deferred.await(midway), Effect.sleep(1)))
           .pipe(
             Effect.zipRight(options.create(i)),
             Effect.tap(() =>
@@ -107,7 +113,7 @@ export const revokeMidway = <A, E, R, B, E2, R2>(options: {
       yield* Deferred.await(midway)
       // recorded before the call: whatever completes from here on may or may not survive it
       const before = completed.slice()
-      return { before, revoked: yield* options.revoke }
+      return { before, revoked: yield* Effect.ensuring(options.revoke, Deferred.succeed(returned, undefined)) }
     })
     const [results, { before, revoked }] = yield* Effect.all([creates, revoke], { concurrency: "unbounded" })
     return { results, before, revoked }
