@@ -14,9 +14,6 @@
  *
  * @since 0.1.0
  */
-import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
-import * as HttpServerRespondable from "@effect/platform/HttpServerRespondable"
-import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
@@ -27,6 +24,7 @@ import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as Crypto from "node:crypto"
+import * as HttpError from "./internal/httpError.js"
 
 // -----------------------------------------------------------------------------
 // models
@@ -102,18 +100,13 @@ export class Auth extends Context.Tag("effect-sessions/Auth")<Auth, AuthService>
  * @since 0.1.0
  * @category errors
  */
-export class BadSignature extends Schema.TaggedError<BadSignature>("effect-sessions/BadSignature")(
+export class BadSignature extends HttpError.TaggedError<BadSignature>("effect-sessions/BadSignature")(
   "BadSignature",
   { reason: Schema.Literal("Malformed", "Signature") },
-  HttpApiSchema.annotations({ status: 401 })
+  { status: 401 }
 ) {
   override get message(): string {
     return this.reason === "Malformed" ? "the session token is malformed" : "the session token signature is invalid"
-  }
-
-  /** @since 0.1.0 */
-  [HttpServerRespondable.symbol]() {
-    return Effect.succeed(HttpServerResponse.empty({ status: 401 }))
   }
 }
 

@@ -15,9 +15,6 @@
  *
  * @since 0.1.0
  */
-import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
-import * as HttpServerRespondable from "@effect/platform/HttpServerRespondable"
-import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Clock from "effect/Clock"
 import * as Config from "effect/Config"
 import * as ConfigError from "effect/ConfigError"
@@ -39,9 +36,12 @@ import * as Schema from "effect/Schema"
 import * as Crypto from "node:crypto"
 import { Auth, BadSignature, maxTokenLength } from "./Auth.js"
 import { freezeData } from "./internal/freeze.js"
+import * as HttpError from "./internal/httpError.js"
 import { lineageKey, newFamily, newSecret, parseId, secretDigest, tagLength } from "./internal/ids.js"
 import * as Lock from "./internal/lock.js"
 import { markSuperseded } from "./internal/refusal.js"
+import * as Registry from "./internal/registry.js"
+import type { ReadContinuation } from "./internal/registry.js"
 import { type Entry, type Key, Store, StoreError, type StoreService } from "./Store.js"
 
 export {
@@ -200,38 +200,6 @@ export interface Sessions<A> {
   readonly clearOthers: (session: Session<A>) => Effect.Effect<number, StoreError>
   /** The token of a session, signed with the current (first) key. */
   readonly token: (session: Session<A>) => string
-  /** @internal `resolve` on the caller's fiber, continued in place (the HTTP layer's fast path). */
-  readonly [ResolveWith]?: ResolveWith<A> | undefined
-}
-
-/**
- * @since 0.1.0
- * @category internal
- */
-export const ResolveWith: unique symbol = Symbol.for("effect-sessions/Session/ResolveWith")
-
-/**
- * `resolve` run on the caller's fiber and continued by `k`, with no step of its own to match on the
- * result. Internal to this package: the HTTP middleware uses it when the service offers it.
- *
- * @since 0.1.0
- * @category internal
- */
-export type ResolveWith<A> = <X, E, R>(
-  fiber: Fiber.RuntimeFiber<unknown, unknown>,
-  token: string,
-  k: ReadContinuation<A, X, E, R>
-) => Effect.Effect<X, E, R>
-
-/**
- * How a read goes on: with the resolved session, or with why there is none.
- *
- * @since 0.1.0
- * @category internal
- */
-export interface ReadContinuation<A, X, E, R> {
-  readonly valid: (resolved: Resolved<A>) => Effect.Effect<X, E, R>
-  readonly refused: (error: Rejected | StoreError) => Effect.Effect<X, E, R>
 }
 
 /**
@@ -372,18 +340,13 @@ export const Tag = <Self>() =>
  * @since 0.1.0
  * @category errors
  */
-export class NotFound extends Schema.TaggedError<NotFound>("effect-sessions/NotFound")(
+export class NotFound extends HttpError.TaggedError<NotFound>("effect-sessions/NotFound")(
   "NotFound",
   {},
-  HttpApiSchema.annotations({ status: 401 })
+  { status: 401 }
 ) {
   override get message(): string {
     return "no such session"
-  }
-
-  /** @since 0.1.0 */
-  [HttpServerRespondable.symbol]() {
-    return Effect.succeed(HttpServerResponse.empty({ status: 401 }))
   }
 }
 
@@ -393,18 +356,13 @@ export class NotFound extends Schema.TaggedError<NotFound>("effect-sessions/NotF
  * @since 0.1.0
  * @category errors
  */
-export class Expired extends Schema.TaggedError<Expired>("effect-sessions/Expired")(
+export class Expired extends HttpError.TaggedError<Expired>("effect-sessions/Expired")(
   "Expired",
   {},
-  HttpApiSchema.annotations({ status: 401 })
+  { status: 401 }
 ) {
   override get message(): string {
     return "the session has expired"
-  }
-
-  /** @since 0.1.0 */
-  [HttpServerRespondable.symbol]() {
-    return Effect.succeed(HttpServerResponse.empty({ status: 401 }))
   }
 }
 
@@ -415,18 +373,13 @@ export class Expired extends Schema.TaggedError<Expired>("effect-sessions/Expire
  * @since 0.1.0
  * @category errors
  */
-export class Conflict extends Schema.TaggedError<Conflict>("effect-sessions/Conflict")(
+export class Conflict extends HttpError.TaggedError<Conflict>("effect-sessions/Conflict")(
   "Conflict",
   {},
-  HttpApiSchema.annotations({ status: 409 })
+  { status: 409 }
 ) {
   override get message(): string {
     return "the session was changed concurrently; retry"
-  }
-
-  /** @since 0.1.0 */
-  [HttpServerRespondable.symbol]() {
-    return Effect.succeed(HttpServerResponse.empty({ status: 409 }))
   }
 }
 
@@ -1201,7 +1154,7 @@ export const make = <A, I>(
       return deleted
     })
 
-    return {
+    const service: Sessions<A> = {
       ttl,
       issue,
       get,
@@ -1214,12 +1167,12 @@ export const make = <A, I>(
       revoke,
       clearAll,
       clearOthers,
-      token: (session) => auth.sign(Redacted.value(session.id), domain),
-      // With `traceReads` a read opens its own span, which only `resolve` does.
-      [ResolveWith]: options.traceReads === true
-        ? undefined
-        : (fiber, token, k) => readWith(fiber, token, true, k)
+      token: (session) => auth.sign(Redacted.value(session.id), domain)
     }
+    // With `traceReads` a read opens its own span, which only `resolve` does.
+    return options.traceReads === true
+      ? service
+      : Registry.register(service, (fiber, token, k) => readWith(fiber, token, true, k))
   })
 
 // -----------------------------------------------------------------------------

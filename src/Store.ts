@@ -40,14 +40,12 @@
  *
  * @since 0.1.0
  */
-import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
-import * as HttpServerRespondable from "@effect/platform/HttpServerRespondable"
-import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
+import * as HttpError from "./internal/httpError.js"
 
 // -----------------------------------------------------------------------------
 // models
@@ -172,19 +170,14 @@ export class Store extends Context.Tag("effect-sessions/Store")<Store, StoreServ
  * @since 0.1.0
  * @category errors
  */
-export class StoreError extends Schema.TaggedError<StoreError>("effect-sessions/StoreError")(
+export class StoreError extends HttpError.TaggedError<StoreError>("effect-sessions/StoreError")(
   "StoreError",
   {
     reason: Schema.Literal("Unavailable", "Timeout", "Authentication", "Capacity", "Unknown"),
     message: Schema.String
   },
-  HttpApiSchema.annotations({ status: 503 })
-) {
-  /** @since 0.1.0 */
-  [HttpServerRespondable.symbol]() {
-    return Effect.succeed(HttpServerResponse.empty({ status: 503, headers: { "retry-after": "1" } }))
-  }
-}
+  { status: 503, headers: { "retry-after": "1" } }
+) {}
 
 // -----------------------------------------------------------------------------
 // constants

@@ -33,16 +33,14 @@
  *
  * @since 0.1.0
  */
-import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
 import type * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
-import * as HttpServerRespondable from "@effect/platform/HttpServerRespondable"
-import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import * as Crypto from "node:crypto"
 import { randomId } from "../Auth.js"
+import * as HttpError from "../internal/httpError.js"
 import type { Session } from "../Session.js"
 
 // -----------------------------------------------------------------------------
@@ -61,10 +59,10 @@ import type { Session } from "../Session.js"
  * @since 0.1.0
  * @category errors
  */
-export class CsrfRejected extends Schema.TaggedError<CsrfRejected>("effect-sessions/CsrfRejected")(
+export class CsrfRejected extends HttpError.TaggedError<CsrfRejected>("effect-sessions/CsrfRejected")(
   "CsrfRejected",
   { reason: Schema.Literal("CrossSite", "OriginMismatch", "MissingOrigin", "TokenMismatch") },
-  HttpApiSchema.annotations({ status: 403 })
+  { status: 403 }
 ) {
   override get message(): string {
     switch (this.reason) {
@@ -77,11 +75,6 @@ export class CsrfRejected extends Schema.TaggedError<CsrfRejected>("effect-sessi
       case "TokenMismatch":
         return "the CSRF token is missing or does not match the session's"
     }
-  }
-
-  /** @since 0.1.0 */
-  [HttpServerRespondable.symbol]() {
-    return Effect.succeed(HttpServerResponse.empty({ status: 403 }))
   }
 }
 

@@ -36,20 +36,19 @@
  * @since 0.1.0
  */
 import * as Headers from "@effect/platform/Headers"
-import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
 import * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerRespondable from "@effect/platform/HttpServerRespondable"
-import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import type * as Fiber from "effect/Fiber"
 import * as FiberRef from "effect/FiberRef"
 import * as Option from "effect/Option"
-import * as Schema from "effect/Schema"
+import * as HttpError from "../internal/httpError.js"
 import { isSuperseded } from "../internal/refusal.js"
+import { fastPath, type ReadContinuation } from "../internal/registry.js"
 import {
   canonical,
   claim,
@@ -60,17 +59,7 @@ import {
   privateResponse,
   redactSpan
 } from "../internal/transport.js"
-import type {
-  Conflict,
-  Expired,
-  NotFound,
-  ReadContinuation,
-  Rejected,
-  Session,
-  Sessions,
-  SessionsTag
-} from "../Session.js"
-import { ResolveWith } from "../Session.js"
+import type { Conflict, Expired, NotFound, Rejected, Session, Sessions, SessionsTag } from "../Session.js"
 import type { CurrentSession } from "../Session.js"
 import type { StoreError } from "../Store.js"
 import { maxCandidates, Transport, type TransportService } from "../Transport.js"
@@ -85,18 +74,13 @@ import { maxCandidates, Transport, type TransportService } from "../Transport.js
  * @since 0.1.0
  * @category errors
  */
-export class Unauthorized extends Schema.TaggedError<Unauthorized>("effect-sessions/Unauthorized")(
+export class Unauthorized extends HttpError.TaggedError<Unauthorized>("effect-sessions/Unauthorized")(
   "Unauthorized",
   {},
-  HttpApiSchema.annotations({ status: 401 })
+  { status: 401 }
 ) {
   override get message(): string {
     return "a valid session is required"
-  }
-
-  /** @since 0.1.0 */
-  [HttpServerRespondable.symbol]() {
-    return Effect.succeed(HttpServerResponse.empty({ status: 401 }))
   }
 }
 
@@ -310,7 +294,7 @@ export const make = <Self, A, I, T = Transport>(
     outage: (error: StoreError) => Effect.Effect<X, E, R>
   ): Effect.Effect<X, E, R> => {
     const sessions = Context.get(context, tag)
-    const resolveWith = sessions[ResolveWith]
+    const resolveWith = fastPath(sessions)
     let superseded = false
     const attempt = (index: number): Effect.Effect<X, E, R> => {
       const refused = (error: Rejected | StoreError): Effect.Effect<X, E, R> => {

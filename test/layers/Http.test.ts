@@ -178,29 +178,41 @@ describe("HTTP middleware", () => {
       }))
   })
 
-  // A sessions service without the internal fast path the middleware prefers (a service written or
-  // wrapped by hand): the middleware falls back to `resolve` and behaves the same.
-  const withoutFastPath = Layer.effectContext(
+  // A spread copy of the service with its `resolve` wrapped (as a user adds logging or a policy): the
+  // middleware must call the wrapper for every token, not the original service's internal fast path.
+  // Before the fast path was found through a registry keyed by the service object, it was a member the
+  // spread copied, and `wrapped` was never called.
+  let resolved: Array<string> = []
+  const wrapped = Layer.effectContext(
     Effect.map(Effect.context<AppSession | SessionsTest.Outage | Transport.Transport>(), (context) => {
-      const { [Session.ResolveWith]: _, ...sessions } = Context.get(context, AppSession)
-      return Context.add(context, AppSession, sessions)
+      const sessions = Context.get(context, AppSession)
+      return Context.add(context, AppSession, {
+        ...sessions,
+        resolve: (token: string) => {
+          resolved.push(token)
+          return sessions.resolve(token)
+        }
+      })
     })
   ).pipe(Layer.provide(SessionsTest.layer(AppSession, { ttl: "1 hour" })))
 
   layer(
     HttpServer.serve(router, AppHttp.middleware).pipe(
       Layer.provideMerge(NodeHttpServer.layerTest),
-      Layer.provideMerge(withoutFastPath)
+      Layer.provideMerge(wrapped)
     )
-  )("a sessions service without the fast path", (it) => {
-    it.effect("serves, refuses, clears and answers 503 exactly as with it", () =>
+  )("a spread copy of the service with a wrapped resolve", (it) => {
+    it.effect("calls the wrapper for every token, and serves, refuses, clears and answers 503 as the service does", () =>
       Effect.gen(function*() {
-        expect(Session.ResolveWith in (yield* AppSession)).toBe(false)
+        resolved = []
         const cookie = yield* login
         const me = yield* get("/me", { cookie })
         expect(me.status).toBe(200)
         expect(yield* me.text).toBe("u1")
+        const token = cookie.slice(cookie.indexOf("=") + 1)
+        expect(resolved).toEqual([token])
         const forged = yield* get("/me", { cookie: cookie.slice(0, -1) + (cookie.endsWith("A") ? "B" : "A") })
+        expect(resolved).toHaveLength(2)
         expect(forged.status).toBe(401)
         expect(sessionCookie(forged)).toMatch(/^session=;/)
         const outage = yield* SessionsTest.Outage
