@@ -42,7 +42,7 @@ import * as Lock from "./internal/lock.js"
 import { markSuperseded } from "./internal/refusal.js"
 import * as Registry from "./internal/registry.js"
 import type { ReadContinuation } from "./internal/registry.js"
-import { type Entry, type Key, Store, StoreError, type StoreService } from "./Store.js"
+import { around, type Entry, type Key, Store, StoreError, type StoreService } from "./Store.js"
 
 export {
   /** @since 0.1.0 */
@@ -509,23 +509,15 @@ const recordStore = (op: StoreOperation, start: number, failed: boolean) => {
   if (failed) metrics.storeErrors.unsafeUpdate(1, errorLabels[op])
 }
 
-const instrument = (store: StoreService): StoreService => {
-  const observe = <A>(op: StoreOperation, effect: Effect.Effect<A, StoreError>) =>
+const instrument = (store: StoreService): StoreService =>
+  around(store, (op, effect) =>
     Effect.suspend(() => {
       const start = performance.now()
       return Effect.onExit(effect, (exit) => {
         recordStore(op, start, exit._tag === "Failure")
         return Effect.void
       })
-    })
-  return {
-    fetch: (key, known) => observe("fetch", store.fetch(key, known)),
-    save: (key, entry, mode, cap) => observe("save", store.save(key, entry, mode, cap)),
-    delete: (key) => observe("delete", store.delete(key)),
-    list: (user, now) => observe("list", store.list(user, now)),
-    deleteUser: (user, except) => observe("deleteUser", store.deleteUser(user, except))
-  }
-}
+    }))
 
 const notFound = new NotFound()
 // The refusal of a token whose session lives on under a newer id (internal/refusal.ts).

@@ -206,12 +206,73 @@ export const maxEncodedLength = 65_536
 // -----------------------------------------------------------------------------
 
 /**
- * Makes a store from its operations. A backend needs nothing more.
+ * The names of the store's operations, as {@link around} tells them.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Operation = "fetch" | "save" | "delete" | "list" | "deleteUser"
+
+/**
+ * The smallest implementation of a backend: what {@link make} derives a store from. It differs from
+ * {@link StoreService} only in `list`, which answers every readable entry the backend holds for the user
+ * (live or expired): `make` keeps those alive at the caller's `now`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Backend {
+  readonly fetch: (key: Key, known?: Entry | undefined) => Effect.Effect<Option.Option<Entry>, StoreError>
+  readonly save: (
+    key: Key,
+    entry: Entry,
+    mode: SaveMode,
+    cap?: Cap | undefined
+  ) => Effect.Effect<boolean, StoreError>
+  readonly delete: (key: Key) => Effect.Effect<void, StoreError>
+  readonly list: (user: string) => Effect.Effect<Iterable<Listed>, StoreError>
+  readonly deleteUser: (user: string, except?: string) => Effect.Effect<number, StoreError>
+}
+
+/**
+ * Makes a store from a {@link Backend}, deriving what every backend would repeat: `list`'s filter of
+ * the entries alive at `now`.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const make = (service: StoreService): StoreService => Store.of(service)
+export const make = (backend: Backend): StoreService =>
+  Store.of({
+    fetch: backend.fetch,
+    save: backend.save,
+    delete: backend.delete,
+    list: (user, now) =>
+      Effect.map(backend.list(user), (entries) => {
+        const live: Array<Listed> = []
+        for (const listed of entries) if (listed.entry.expiresAt > now) live.push(listed)
+        return live
+      }),
+    deleteUser: backend.deleteUser
+  })
+
+/**
+ * Wraps every operation of `store` with `f`, which is told the operation's name: one place for what
+ * applies to all of them (metrics, a switch that takes the store down in tests, a timeout).
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const around = (
+  store: StoreService,
+  f: <A>(operation: Operation, effect: Effect.Effect<A, StoreError>) => Effect.Effect<A, StoreError>
+): StoreService =>
+  Store.of({
+    fetch: (key, known) => f("fetch", store.fetch(key, known)),
+    save: (key, entry, mode, cap) => f("save", store.save(key, entry, mode, cap)),
+    delete: (key) => f("delete", store.delete(key)),
+    list: (user, now) => f("list", store.list(user, now)),
+    deleteUser: (user, except) => f("deleteUser", store.deleteUser(user, except))
+  })
 
 // -----------------------------------------------------------------------------
 // codec

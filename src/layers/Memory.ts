@@ -196,12 +196,10 @@ export const make = (options: Options = {}): Effect.Effect<MemoryStore, never, S
             const sessions = users.get(key.user)
             if (sessions !== undefined) remove(key.user, sessions, key.session)
           }),
-        list: (user, now) =>
+        list: (user) =>
           Effect.sync(() => {
             const listed: Array<Listed> = []
-            for (const [session, entry] of users.get(user) ?? []) {
-              if (entry.expiresAt > now) listed.push({ key: { user, session }, entry })
-            }
+            for (const [session, entry] of users.get(user) ?? []) listed.push({ key: { user, session }, entry })
             return listed
           }),
         deleteUser: (user, except) =>

@@ -479,12 +479,12 @@ const makeOn = (client: Client, revoker: Client, options: Options, connection?: 
         (pipeline) => pipeline.hdel(userKey(key.user), key.session),
         0
       )),
-    list: (user, now) =>
+    list: (user) =>
       Effect.map(run("list", () => redis.hgetall(userKey(user)), {}), (fields) => {
         const listed: Array<Listed> = []
         for (const [session, raw] of Object.entries(fields)) {
           const entry = raw.length > maxEncodedLength ? undefined : decodeEntry(raw)
-          if (entry !== undefined && entry.expiresAt > now) listed.push({ key: { user, session }, entry })
+          if (entry !== undefined) listed.push({ key: { user, session }, entry })
         }
         return listed
       }),
