@@ -219,6 +219,8 @@ export const layers = [Transport.layerCookie(), Redis.layer({ url: "redis://127.
 export const AppHttp = SessionHttp.make(AppSession)
 `
     )
-    await run(process.execPath, [tsc, "-p", "tsconfig.json"], consumer)
-  })
+    // type-checking Effect's declarations takes a consumer's tsc 10 to 20 s alone, several times that on a
+    // loaded machine
+    await run(process.execPath, [tsc, "-p", "tsconfig.json"], consumer, 150_000)
+  }, 180_000)
 })

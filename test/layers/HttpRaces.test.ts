@@ -10,7 +10,7 @@ import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServer from "@effect/platform/HttpServer"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Fiber, Layer, Redacted, Schema } from "effect"
+import { Deferred, Effect, Fiber, Layer, Redacted, Schema } from "effect"
 import * as Crypto from "node:crypto"
 import * as Auth from "../../src/Auth.js"
 import * as SessionHttp from "../../src/layers/Http.js"
@@ -94,6 +94,7 @@ for (const backend of backends().all) {
               let stolen = yield* login(user)
               const seen: Array<string> = [stolen]
               let stop = false
+              const renewed = yield* Deferred.make<void>()
               const attacker = yield* Effect.fork(Effect.gen(function*() {
                 while (!stop) {
                   const response = yield* request("/rotate", stolen)
@@ -103,9 +104,14 @@ for (const backend of backends().all) {
                     stolen = next
                     seen.push(next)
                     rotations++
+                    yield* Deferred.succeed(renewed, undefined)
                   }
                 }
               }))
+              // The victim logs out once the attacker has renewed its stolen id at least once (so that on a
+              // loaded machine too, every trial races a renewing attacker), at a random moment of the renewals
+              // that follow.
+              yield* Effect.raceFirst(Deferred.await(renewed), Fiber.await(attacker))
               yield* Effect.sleep(Crypto.randomInt(1, 6))
               const out = yield* request("/logout-all", victim)
               expect(out.status).toBe(200)
@@ -118,7 +124,7 @@ for (const backend of backends().all) {
               expect((yield* request("/me", victim)).status).toBe(401)
             }
             expect(survived).toBe(0)
-            // the attacker really renewed its ids while the victim logged out
+            // the attacker really renewed its ids, and went on renewing them while the victim logged out
             expect(rotations).toBeGreaterThan(60)
           }).pipe(Effect.provide(server))
         }).pipe(Effect.scoped),
