@@ -32,7 +32,7 @@ import * as Either from "effect/Either"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import { canonical, noStore, redactHeaders, registerCookie } from "./internal/transport.js"
+import * as internal from "./internal/transport.js"
 
 // -----------------------------------------------------------------------------
 // models
@@ -191,7 +191,7 @@ export const cookieName = (options: CookieOptions = {}): string =>
  * @since 0.1.0
  * @category constants
  */
-export const maxCandidates = 4
+export const maxCandidates = internal.maxCandidates
 
 const noCandidates: ReadonlyArray<string> = []
 
@@ -282,7 +282,7 @@ export const makeCookie = (options: CookieOptions = {}): Effect.Effect<Transport
     const transport = Transport.of({
       read: (request) => cookieCandidates(request.headers["cookie"], name),
       write: (response, token, expiresAt, now) =>
-        noStore(
+        internal.noStore(
           HttpServerResponse.unsafeSetCookie(
             response,
             name,
@@ -299,11 +299,11 @@ export const makeCookie = (options: CookieOptions = {}): Effect.Effect<Transport
           ),
           "Cookie"
         ),
-      clear: (response) => noStore(response.pipe(HttpServerResponse.expireCookie(name, attributes)), "Cookie"),
+      clear: (response) => internal.noStore(response.pipe(HttpServerResponse.expireCookie(name, attributes)), "Cookie"),
       requestHeader: "cookie",
       responseHeader: "set-cookie"
     })
-    registerCookie(transport, name)
+    internal.registerCookie(transport, name)
     return Effect.succeed(transport)
   })
 
@@ -324,7 +324,7 @@ export const makeHeader = (options: HeaderOptions = {}): Effect.Effect<Transport
       return Effect.fail(new InvalidTransportOptions({ message: "header names must be valid HTTP tokens" }))
     }
     const isAuthorization = header === "authorization"
-    const vary = canonical(header)
+    const vary = internal.canonical(header)
     return Effect.succeed(Transport.of({
       read: (request) => {
         const value = request.headers[header]
@@ -337,8 +337,8 @@ export const makeHeader = (options: HeaderOptions = {}): Effect.Effect<Transport
         const candidates = value.split(",").map((part) => part.trim()).filter((part) => part !== "")
         return candidates.length > maxCandidates ? candidates.slice(0, maxCandidates) : candidates
       },
-      write: (response, value) => noStore(HttpServerResponse.setHeader(response, responseHeader, value), vary),
-      clear: (response) => noStore(response, vary),
+      write: (response, value) => internal.noStore(HttpServerResponse.setHeader(response, responseHeader, value), vary),
+      clear: (response) => internal.noStore(response, vary),
       requestHeader: header,
       responseHeader
     }))
@@ -358,7 +358,7 @@ export const makeHeader = (options: HeaderOptions = {}): Effect.Effect<Transport
  * @category layers
  */
 export const layer = <E, R>(make: Effect.Effect<TransportService, E, R>): Layer.Layer<Transport, E, R> =>
-  Layer.scoped(Transport, Effect.tap(make, redactHeaders))
+  Layer.scoped(Transport, Effect.tap(make, internal.redactHeaders))
 
 /**
  * A transport layer under another tag, for an application with several session types (each type reads its
