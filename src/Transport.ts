@@ -239,6 +239,35 @@ const cookieCandidates = (header: string | undefined, name: string): ReadonlyArr
   return found ?? noCandidates
 }
 
+// The attributes of the cookie, defaults filled in.
+const cookieAttributes = (options: CookieOptions) =>
+  ({
+    path: options.path ?? "/",
+    secure: options.secure ?? true,
+    httpOnly: options.httpOnly ?? true,
+    sameSite: options.sameSite ?? "lax",
+    ...(options.domain !== undefined ? { domain: options.domain } : {}),
+    ...(options.partitioned !== undefined ? { partitioned: options.partitioned } : {}),
+    ...(options.priority !== undefined ? { priority: options.priority } : {})
+  }) as const
+
+// What breaks the cookie rules (RFC 6265bis, and what the platform's `Cookies` accepts), if anything.
+const cookieProblem = (name: string, attributes: ReturnType<typeof cookieAttributes>): string | undefined => {
+  const lower = name.toLowerCase()
+  if (lower.startsWith("__host-")) {
+    if (!attributes.secure || attributes.path !== "/" || attributes.domain !== undefined) {
+      return "a __Host- cookie must be secure, have path \"/\" and no domain"
+    }
+  } else if (lower.startsWith("__secure-") && !attributes.secure) {
+    return "a __Secure- cookie must be secure"
+  }
+  if (!attributes.path.startsWith("/")) return "the path must start with \"/\""
+  if (attributes.sameSite === "none" && !attributes.secure) return "SameSite=None requires secure"
+  if (attributes.partitioned === true && !attributes.secure) return "a partitioned cookie must be secure"
+  const checked = Cookies.makeCookie(name, "x", attributes)
+  return Either.isLeft(checked) ? checked.left.message : undefined
+}
+
 /**
  * The cookie transport, failing with `InvalidTransportOptions` when the options break the cookie rules.
  *
@@ -248,35 +277,11 @@ const cookieCandidates = (header: string | undefined, name: string): ReadonlyArr
 export const makeCookie = (options: CookieOptions = {}): Effect.Effect<TransportService, InvalidTransportOptions> =>
   Effect.suspend(() => {
     const name = cookieName(options)
-    const attributes = {
-      path: options.path ?? "/",
-      secure: options.secure ?? true,
-      httpOnly: options.httpOnly ?? true,
-      sameSite: options.sameSite ?? "lax",
-      ...(options.domain !== undefined ? { domain: options.domain } : {}),
-      ...(options.partitioned !== undefined ? { partitioned: options.partitioned } : {}),
-      ...(options.priority !== undefined ? { priority: options.priority } : {})
-    } as const
-    const invalid = (message: string) => Effect.fail(new InvalidTransportOptions({ message }))
-    const lower = name.toLowerCase()
-    if (lower.startsWith("__host-")) {
-      if (!attributes.secure || attributes.path !== "/" || attributes.domain !== undefined) {
-        return invalid(`cookie "${name}": a __Host- cookie must be secure, have path "/" and no domain`)
-      }
-    } else if (lower.startsWith("__secure-") && !attributes.secure) {
-      return invalid(`cookie "${name}": a __Secure- cookie must be secure`)
+    const attributes = cookieAttributes(options)
+    const problem = cookieProblem(name, attributes)
+    if (problem !== undefined) {
+      return Effect.fail(new InvalidTransportOptions({ message: `cookie "${name}": ${problem}` }))
     }
-    if (!attributes.path.startsWith("/")) {
-      return invalid(`cookie "${name}": the path must start with "/"`)
-    }
-    if (attributes.sameSite === "none" && !attributes.secure) {
-      return invalid(`cookie "${name}": SameSite=None requires secure`)
-    }
-    if (attributes.partitioned === true && !attributes.secure) {
-      return invalid(`cookie "${name}": a partitioned cookie must be secure`)
-    }
-    const checked = Cookies.makeCookie(name, "x", attributes)
-    if (Either.isLeft(checked)) return invalid(`cookie "${name}": ${checked.left.message}`)
     const persistent = options.persistent ?? true
 
     const transport = Transport.of({
