@@ -32,7 +32,7 @@ import * as Either from "effect/Either"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import { canonical, noStore, redactHeaders, registerCookie } from "./internal/transport.js"
+import * as internal from "./internal/transport.js"
 
 // -----------------------------------------------------------------------------
 // models
@@ -191,7 +191,7 @@ export const cookieName = (options: CookieOptions = {}): string =>
  * @since 0.1.0
  * @category constants
  */
-export const maxCandidates = 4
+export const maxCandidates = internal.maxCandidates
 
 const noCandidates: ReadonlyArray<string> = []
 
@@ -239,6 +239,35 @@ const cookieCandidates = (header: string | undefined, name: string): ReadonlyArr
   return found ?? noCandidates
 }
 
+// The attributes of the cookie, defaults filled in.
+const cookieAttributes = (options: CookieOptions) =>
+  ({
+    path: options.path ?? "/",
+    secure: options.secure ?? true,
+    httpOnly: options.httpOnly ?? true,
+    sameSite: options.sameSite ?? "lax",
+    ...(options.domain !== undefined ? { domain: options.domain } : {}),
+    ...(options.partitioned !== undefined ? { partitioned: options.partitioned } : {}),
+    ...(options.priority !== undefined ? { priority: options.priority } : {})
+  }) as const
+
+// What breaks the cookie rules (RFC 6265bis, and what the platform's `Cookies` accepts), if anything.
+const cookieProblem = (name: string, attributes: ReturnType<typeof cookieAttributes>): string | undefined => {
+  const lower = name.toLowerCase()
+  if (lower.startsWith("__host-")) {
+    if (!attributes.secure || attributes.path !== "/" || attributes.domain !== undefined) {
+      return "a __Host- cookie must be secure, have path \"/\" and no domain"
+    }
+  } else if (lower.startsWith("__secure-") && !attributes.secure) {
+    return "a __Secure- cookie must be secure"
+  }
+  if (!attributes.path.startsWith("/")) return "the path must start with \"/\""
+  if (attributes.sameSite === "none" && !attributes.secure) return "SameSite=None requires secure"
+  if (attributes.partitioned === true && !attributes.secure) return "a partitioned cookie must be secure"
+  const checked = Cookies.makeCookie(name, "x", attributes)
+  return Either.isLeft(checked) ? checked.left.message : undefined
+}
+
 /**
  * The cookie transport, failing with `InvalidTransportOptions` when the options break the cookie rules.
  *
@@ -248,41 +277,17 @@ const cookieCandidates = (header: string | undefined, name: string): ReadonlyArr
 export const makeCookie = (options: CookieOptions = {}): Effect.Effect<TransportService, InvalidTransportOptions> =>
   Effect.suspend(() => {
     const name = cookieName(options)
-    const attributes = {
-      path: options.path ?? "/",
-      secure: options.secure ?? true,
-      httpOnly: options.httpOnly ?? true,
-      sameSite: options.sameSite ?? "lax",
-      ...(options.domain !== undefined ? { domain: options.domain } : {}),
-      ...(options.partitioned !== undefined ? { partitioned: options.partitioned } : {}),
-      ...(options.priority !== undefined ? { priority: options.priority } : {})
-    } as const
-    const invalid = (message: string) => Effect.fail(new InvalidTransportOptions({ message }))
-    const lower = name.toLowerCase()
-    if (lower.startsWith("__host-")) {
-      if (!attributes.secure || attributes.path !== "/" || attributes.domain !== undefined) {
-        return invalid(`cookie "${name}": a __Host- cookie must be secure, have path "/" and no domain`)
-      }
-    } else if (lower.startsWith("__secure-") && !attributes.secure) {
-      return invalid(`cookie "${name}": a __Secure- cookie must be secure`)
+    const attributes = cookieAttributes(options)
+    const problem = cookieProblem(name, attributes)
+    if (problem !== undefined) {
+      return Effect.fail(new InvalidTransportOptions({ message: `cookie "${name}": ${problem}` }))
     }
-    if (!attributes.path.startsWith("/")) {
-      return invalid(`cookie "${name}": the path must start with "/"`)
-    }
-    if (attributes.sameSite === "none" && !attributes.secure) {
-      return invalid(`cookie "${name}": SameSite=None requires secure`)
-    }
-    if (attributes.partitioned === true && !attributes.secure) {
-      return invalid(`cookie "${name}": a partitioned cookie must be secure`)
-    }
-    const checked = Cookies.makeCookie(name, "x", attributes)
-    if (Either.isLeft(checked)) return invalid(`cookie "${name}": ${checked.left.message}`)
     const persistent = options.persistent ?? true
 
     const transport = Transport.of({
       read: (request) => cookieCandidates(request.headers["cookie"], name),
       write: (response, token, expiresAt, now) =>
-        noStore(
+        internal.noStore(
           HttpServerResponse.unsafeSetCookie(
             response,
             name,
@@ -299,11 +304,11 @@ export const makeCookie = (options: CookieOptions = {}): Effect.Effect<Transport
           ),
           "Cookie"
         ),
-      clear: (response) => noStore(response.pipe(HttpServerResponse.expireCookie(name, attributes)), "Cookie"),
+      clear: (response) => internal.noStore(response.pipe(HttpServerResponse.expireCookie(name, attributes)), "Cookie"),
       requestHeader: "cookie",
       responseHeader: "set-cookie"
     })
-    registerCookie(transport, name)
+    internal.registerCookie(transport, name)
     return Effect.succeed(transport)
   })
 
@@ -324,7 +329,7 @@ export const makeHeader = (options: HeaderOptions = {}): Effect.Effect<Transport
       return Effect.fail(new InvalidTransportOptions({ message: "header names must be valid HTTP tokens" }))
     }
     const isAuthorization = header === "authorization"
-    const vary = canonical(header)
+    const vary = internal.canonical(header)
     return Effect.succeed(Transport.of({
       read: (request) => {
         const value = request.headers[header]
@@ -337,8 +342,8 @@ export const makeHeader = (options: HeaderOptions = {}): Effect.Effect<Transport
         const candidates = value.split(",").map((part) => part.trim()).filter((part) => part !== "")
         return candidates.length > maxCandidates ? candidates.slice(0, maxCandidates) : candidates
       },
-      write: (response, value) => noStore(HttpServerResponse.setHeader(response, responseHeader, value), vary),
-      clear: (response) => noStore(response, vary),
+      write: (response, value) => internal.noStore(HttpServerResponse.setHeader(response, responseHeader, value), vary),
+      clear: (response) => internal.noStore(response, vary),
       requestHeader: header,
       responseHeader
     }))
@@ -358,7 +363,7 @@ export const makeHeader = (options: HeaderOptions = {}): Effect.Effect<Transport
  * @category layers
  */
 export const layer = <E, R>(make: Effect.Effect<TransportService, E, R>): Layer.Layer<Transport, E, R> =>
-  Layer.scoped(Transport, Effect.tap(make, redactHeaders))
+  Layer.scoped(Transport, Effect.tap(make, internal.redactHeaders))
 
 /**
  * A transport layer under another tag, for an application with several session types (each type reads its

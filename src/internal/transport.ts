@@ -1,7 +1,8 @@
 /**
  * What the transports and the HTTP layers share and users never import: the cookie name behind a cookie
- * transport (for messages that must name it), the merge of a `Vary` header, the redaction of a transport's
- * header names in traces, and the registry that keeps two session types off one transport.
+ * transport (for messages that must name it), how many candidate tokens a request may hand over, the merge of
+ * a `Vary` header, the redaction of a transport's header names in traces, and the registry that keeps two
+ * session types off one transport.
  *
  * @internal
  */
@@ -24,6 +25,12 @@ export const registerCookie = (transport: TransportService, name: string): void 
 
 /** @internal The cookie name of a cookie transport made by this package, if `transport` is one. */
 export const cookieName = (transport: TransportService): string | undefined => cookieNames.get(transport)
+
+/**
+ * @internal At most this many candidate tokens are taken from one request (each costs a signature check):
+ * `Transport.maxCandidates`, which the transports read by and the HTTP layer knows of.
+ */
+export const maxCandidates = 4
 
 /** @internal How messages name a transport: `cookie "session"`, or `header "authorization"`. */
 export const describe = (transport: TransportService): string => {

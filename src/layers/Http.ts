@@ -35,34 +35,20 @@
  *
  * @since 0.1.0
  */
-import * as Headers from "@effect/platform/Headers"
-import * as HttpApp from "@effect/platform/HttpApp"
+import type * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
-import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
-import * as HttpServerRespondable from "@effect/platform/HttpServerRespondable"
-import * as Clock from "effect/Clock"
+import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
-import type * as Fiber from "effect/Fiber"
-import * as FiberRef from "effect/FiberRef"
 import * as Option from "effect/Option"
+import * as internal from "../internal/http.js"
 import * as HttpError from "../internal/httpError.js"
-import { isSuperseded } from "../internal/refusal.js"
-import { fastPath, type ReadContinuation } from "../internal/registry.js"
-import {
-  canonical,
-  claim,
-  claimAtBuild,
-  describe,
-  dieLoudly,
-  isRedacted,
-  privateResponse,
-  redactSpan
-} from "../internal/transport.js"
-import type { Conflict, Expired, NotFound, Rejected, Session, Sessions, SessionsTag } from "../Session.js"
-import type { CurrentSession } from "../Session.js"
+import * as HttpRead from "../internal/httpRead.js"
+import * as HttpWrite from "../internal/httpWrite.js"
+import { claimAtBuild } from "../internal/transport.js"
+import type { Conflict, CurrentSession, Expired, NotFound, Session, SessionsTag } from "../Session.js"
 import type { StoreError } from "../Store.js"
-import { maxCandidates, Transport, type TransportService } from "../Transport.js"
+import { Transport, type TransportService } from "../Transport.js"
 
 // -----------------------------------------------------------------------------
 // errors
@@ -208,50 +194,6 @@ export interface SessionHttp<Self, A, T = Transport> {
 
 const unauthorized = new Unauthorized()
 
-const writeToken = (transport: TransportService, token: string, expiresAt: number) =>
-  HttpApp.appendPreResponseHandler((_request, response) =>
-    Effect.map(Clock.currentTimeMillis, (now) => transport.write(response, token, expiresAt, now))
-  )
-
-const clearToken = (transport: TransportService) =>
-  HttpApp.appendPreResponseHandler((_request, response) => Effect.succeed(transport.clear(response)))
-
-const clientInfo = (request: HttpServerRequest.HttpServerRequest) => ({
-  userAgent: request.headers["user-agent"]?.slice(0, 512),
-  address: Option.getOrUndefined(request.remoteAddress)
-})
-
-/**
- * What the middleware knows of one transport, worked out at its first request: the pre-response hook that
- * marks responses as depending on the token (`Vary`, `Cache-Control: private`), and the span attribute
- * under which the platform's tracer records the token's request header.
- */
-interface Prepared {
-  readonly transport: TransportService
-  readonly header: string
-  readonly vary: Effect.Effect<void>
-  readonly attribute: string
-  // whether the middleware has checked that the transport's headers are redacted in traces
-  redactionChecked: boolean
-  // the redacted header names last seen, and whether they cover the request header: when they do, the
-  // tracer recorded `<redacted>` and the span needs no look
-  names: ReadonlyArray<string | RegExp> | undefined
-  requestHeaderRedacted: boolean
-}
-
-const prepare = (transport: TransportService): Prepared => {
-  const header = canonical(transport.requestHeader)
-  return {
-    transport,
-    header,
-    vary: HttpApp.appendPreResponseHandler((_request, response) => Effect.succeed(privateResponse(response, header))),
-    attribute: `http.request.header.${transport.requestHeader}`,
-    redactionChecked: false,
-    names: undefined,
-    requestHeaderRedacted: false
-  }
-}
-
 /**
  * The middleware and handler operations of the sessions service declared by `tag`.
  *
@@ -262,230 +204,27 @@ export const make = <Self, A, I, T = Transport>(
   tag: SessionsTag<Self, A, I>,
   options: Options<T> = {}
 ): SessionHttp<Self, A, T> => {
-  const anonymousOnOutage = options.onStoreError === "anonymous"
-  const transportTag = (options.transportTag ?? Transport) as Context.Tag<T, TransportService>
-
-  const noSession = Option.none<Session<A>>()
-
-  // The transport this session type was last seen reading through, checked: the registry that keeps two
-  // session types off one transport is asked once per transport, not on every request.
-  let prepared: Prepared | undefined
-  const check = (transport: TransportService): Prepared | string => {
-    if (prepared !== undefined && prepared.transport === transport) return prepared
-    const conflict = claim(transport, tag.key)
-    if (conflict !== undefined) return conflict
-    return prepared = prepare(transport)
+  // What the read path and the operations share; each is a function over it (src/internal/http*.ts).
+  const http = internal.make(
+    tag,
+    (options.transportTag ?? Transport) as Context.Tag<T, TransportService>,
+    options.onStoreError === "anonymous"
+  )
+  return {
+    middleware: (app) => HttpRead.middleware(http, app),
+    load: HttpRead.load(http),
+    current: tag.Current,
+    require: Effect.contextWithEffect((context: Context.Context<CurrentSession<Self>>) => {
+      const session = Context.get(context, tag.Current)
+      return Option.isSome(session) ? Effect.succeed(session.value) : Effect.fail(unauthorized)
+    }),
+    issue: (userId, data, issueOptions) => HttpWrite.issue(http, userId, data, issueOptions?.keepPrevious === true),
+    extend: (session) => HttpWrite.renew(http, session, "extend"),
+    rotate: (session) => HttpWrite.renew(http, session, "rotate"),
+    update: (session, f) => HttpWrite.update(http, session, f),
+    clear: (session) => HttpWrite.clear(http, session),
+    clearAll: (session) => HttpWrite.clearAll(http, session)
   }
-  const transportFor = Effect.flatMap(transportTag, (transport) => {
-    const checked = check(transport)
-    return typeof checked === "string" ? dieLoudly(checked) : Effect.succeed(transport)
-  })
-
-  // The first candidate token that resolves, continued by `next` (with the session, or none) or by
-  // `outage` (the store could not answer: the search stops there). Refused candidates are tried in turn;
-  // the client is told to drop its token only when none resolved and none was refused as superseded (an id
-  // that another request just renewed: the client may already hold its successor).
-  const resolveFirst = <X, E, R>(
-    fiber: Fiber.RuntimeFiber<unknown, unknown>,
-    context: Context.Context<Self>,
-    transport: TransportService,
-    candidates: ReadonlyArray<string>,
-    next: (fiber: Fiber.RuntimeFiber<unknown, unknown>, session: Option.Option<Session<A>>) => Effect.Effect<X, E, R>,
-    outage: (error: StoreError) => Effect.Effect<X, E, R>
-  ): Effect.Effect<X, E, R> => {
-    const sessions = Context.get(context, tag)
-    const resolveWith = fastPath(sessions)
-    let superseded = false
-    const attempt = (index: number): Effect.Effect<X, E, R> => {
-      const refused = (error: Rejected | StoreError): Effect.Effect<X, E, R> => {
-        if (error._tag === "StoreError") {
-          return anonymousOnOutage
-            ? Effect.zipRight(
-              Effect.logWarning("session store unavailable; serving the request as anonymous", error),
-              next(fiber, noSession)
-            )
-            : Effect.zipRight(Effect.logError("session store unavailable; answering 503", error), outage(error))
-        }
-        if (isSuperseded(error)) superseded = true
-        if (index + 1 < candidates.length) return attempt(index + 1)
-        // The client holds a token that will never work again: tell it to drop it. A handler that issues a
-        // new session later in this request registers its write after this, so the new token wins. Not
-        // when the transport handed over as many candidates as it takes: the client's own token may be
-        // one it left out, behind cookies planted ahead of it, and expiring would delete it.
-        return superseded || candidates.length >= maxCandidates
-          ? next(fiber, noSession)
-          : Effect.zipRight(clearToken(transport), next(fiber, noSession))
-      }
-      const k: ReadContinuation<A, X, E, R> = {
-        valid: ({ session, token }) =>
-          token === undefined
-            ? next(fiber, Option.some(session))
-            : Effect.zipRight(
-              writeToken(transport, token, session.expiresAt.epochMillis),
-              next(fiber, Option.some(session))
-            ),
-        refused
-      }
-      const token = candidates[index]!
-      return resolveWith !== undefined
-        ? resolveWith(fiber, token, k)
-        : Effect.matchEffect(sessions.resolve(token), { onFailure: refused, onSuccess: k.valid })
-    }
-    return attempt(0)
-  }
-
-  // What the middleware does for one request. Written as plain code around the one `resolve`: a request
-  // without a token costs a few context lookups, one with a token one match on the result. The
-  // continuations run on the fiber this starts on, which `next` is given.
-  const withSession = <X, E, R>(
-    next: (fiber: Fiber.RuntimeFiber<unknown, unknown>, session: Option.Option<Session<A>>) => Effect.Effect<X, E, R>,
-    outage: (error: StoreError, prepared: Prepared) => Effect.Effect<X, E, R>
-  ): Effect.Effect<X, E, R | Self | T | HttpServerRequest.HttpServerRequest> =>
-    Effect.withFiberRuntime((fiber) => {
-      const context = fiber.currentContext as Context.Context<Self | T | HttpServerRequest.HttpServerRequest>
-      const transport = Context.get(context, transportTag)
-      const request = Context.get(context, HttpServerRequest.HttpServerRequest)
-      const checked = prepared !== undefined && prepared.transport === transport ? prepared : check(transport)
-      if (typeof checked === "string") return dieLoudly(checked)
-      const names = fiber.getFiberRef(Headers.currentRedactedNames)
-      if (names !== checked.names) {
-        checked.names = names
-        checked.requestHeaderRedacted = isRedacted(names, transport.requestHeader)
-      }
-      // Defence in depth: the transport layers redact their header names in traces, but a transport
-      // provided some other way would leave the token in the request span.
-      if (!checked.requestHeaderRedacted && request.headers[transport.requestHeader] !== undefined) {
-        redactSpan(fiber.currentSpan, checked.attribute)
-      }
-      const candidates = transport.read(request)
-      const go = candidates.length === 0
-        ? next(fiber, noSession)
-        : Effect.zipRight(
-          checked.vary,
-          resolveFirst(fiber, context, transport, candidates, next, (error) => outage(error, checked))
-        )
-      if (checked.redactionChecked) return go
-      checked.redactionChecked = true
-      return checked.requestHeaderRedacted && isRedacted(names, transport.responseHeader)
-        ? go
-        : Effect.zipRight(
-          Effect.logWarning(
-            `SessionHttp: the headers of the ${describe(transport)} transport of "${tag.key}" are not ` +
-              "redacted in traces; provide it with Transport.layer (or a Transport.layer* constructor)"
-          ),
-          go
-        )
-    })
-
-  const load: SessionHttp<Self, A, T>["load"] = withSession((_, session) => Effect.succeed(session), Effect.fail)
-
-  const middleware = <E, R>(
-    app: HttpApp.Default<E, R>
-  ): HttpApp.Default<E, Exclude<R, CurrentSession<Self>> | Self | T> =>
-    withSession(
-      (fiber, session) => {
-        // The request's fiber ends with its response, so the session joins the fiber's context for the
-        // rest of it instead of being provided around `app` and taken back after: `Effect.provideService`
-        // wraps `app` in an acquire/use/release, about 3 µs more per request (bench/RESULTS.md, "The
-        // request path in-process"). Routers and `HttpLayerRouter` restore their
-        // own context around what they run, so the session never reaches another request's code.
-        return Effect.zipRight(
-          FiberRef.set(FiberRef.currentContext, Context.add(fiber.currentContext, tag.Current, session)),
-          app as HttpApp.Default<E, Exclude<R, CurrentSession<Self>>>
-        )
-      },
-      // The StoreError's own response (503, Retry-After), the same one a handler's StoreError gets. `app`
-      // does not run, and with it neither do the pre-response hooks: the caching headers go on here.
-      (error, prepared) =>
-        Effect.map(error[HttpServerRespondable.symbol](), (response) => privateResponse(response, prepared.header))
-    )
-
-  const current = tag.Current
-  const require = Effect.contextWithEffect((context: Context.Context<CurrentSession<Self>>) => {
-    const session = Context.get(context, tag.Current)
-    return Option.isSome(session) ? Effect.succeed(session.value) : Effect.fail(unauthorized)
-  })
-
-  // The first of `candidates` that is a valid session (read without renewing it); a store outage fails.
-  const firstValid = (
-    sessions: Sessions<A>,
-    candidates: ReadonlyArray<string>,
-    index = 0
-  ): Effect.Effect<Option.Option<Session<A>>, StoreError> =>
-    index >= candidates.length
-      ? Effect.succeed(noSession)
-      : Effect.matchEffect(sessions.get(candidates[index]!), {
-        onFailure: (error) =>
-          error._tag === "StoreError" ? Effect.fail(error) : firstValid(sessions, candidates, index + 1),
-        onSuccess: (session) => Effect.succeed(Option.some(session))
-      })
-
-  // The session the request already has: the one the middleware provided when it ran (none included),
-  // otherwise the first candidate of the transport that validates.
-  const previous = (
-    sessions: Sessions<A>,
-    transport: TransportService,
-    request: HttpServerRequest.HttpServerRequest
-  ) =>
-    Effect.flatMap(
-      Effect.serviceOption(tag.Current),
-      (current) =>
-        Option.isSome(current) ? Effect.succeed(current.value) : firstValid(sessions, transport.read(request))
-    )
-
-  const issue = (userId: string, data: A, options?: IssueOptions) =>
-    Effect.gen(function*() {
-      const sessions = yield* tag
-      const transport = yield* transportFor
-      const request = yield* HttpServerRequest.HttpServerRequest
-      if (options?.keepPrevious !== true) {
-        const replaced = yield* previous(sessions, transport, request)
-        if (Option.isSome(replaced)) yield* sessions.clear(replaced.value)
-      }
-      const { session, token } = yield* sessions.issue(userId, data, clientInfo(request))
-      yield* writeToken(transport, token, session.expiresAt.epochMillis)
-      return session
-    })
-
-  const extend = (session: Session<A>) =>
-    Effect.gen(function*() {
-      const sessions = yield* tag
-      const transport = yield* transportFor
-      const extended = yield* sessions.extend(session)
-      yield* writeToken(transport, sessions.token(extended), extended.expiresAt.epochMillis)
-      return extended
-    })
-
-  const rotate = (session: Session<A>) =>
-    Effect.gen(function*() {
-      const sessions = yield* tag
-      const transport = yield* transportFor
-      const renewed = yield* sessions.rotate(session)
-      yield* writeToken(transport, renewed.token, renewed.session.expiresAt.epochMillis)
-      return renewed.session
-    })
-
-  const update = (session: Session<A>, f: (data: A) => A) =>
-    Effect.flatMap(tag, (sessions) => sessions.update(session, f))
-
-  const clear = (session: Session<A>) =>
-    Effect.gen(function*() {
-      const sessions = yield* tag
-      const transport = yield* transportFor
-      yield* sessions.clear(session)
-      yield* clearToken(transport)
-    })
-
-  const clearAll = (session: Session<A>) =>
-    Effect.gen(function*() {
-      const sessions = yield* tag
-      const transport = yield* transportFor
-      const cleared = yield* sessions.clearAll(session.userId)
-      yield* clearToken(transport)
-      return cleared
-    })
-
-  return { middleware, load, current, require, issue, extend, rotate, update, clear, clearAll }
 }
 
 // -----------------------------------------------------------------------------

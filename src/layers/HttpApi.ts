@@ -250,43 +250,34 @@ export const redactStoreError = <A, E, R>(effect: Effect.Effect<A, E, R>): Effec
 
 const unauthorized = new SessionHttp.Unauthorized()
 
-/**
- * The `HttpApi` middleware, its layer and the handler operations of the sessions service declared by
- * `tag`. Make it once per sessions service.
- *
- * @since 0.1.0
- * @category constructors
- */
-export const make = <Self, A, I, T = Transport>(
-  tag: SessionsTag<Self, A, I>,
-  options: Options<T> = {}
-): SessionApi<Self, A, T> => {
-  const http = SessionHttp.make(tag, options)
-  const transportTag = (options.transportTag ?? Transport) as Context.Tag<T, TransportService>
-  const cookie = options.transport !== "bearer"
-  const cookieName = options.cookieName ?? defaultHostCookieName
-  const security = cookie
+// The scheme the OpenAPI document shows: the session cookie, or a bearer token.
+const securityOf = (cookieName: string | undefined): HttpApiSecurity.ApiKey | HttpApiSecurity.Bearer =>
+  cookieName !== undefined
     ? HttpApiSecurity.apiKey({ key: cookieName, in: "cookie" }).pipe(
       HttpApiSecurity.annotate(OpenApi.Description, "The session cookie set at login.")
     )
     : HttpApiSecurity.bearer.pipe(
       HttpApiSecurity.annotate(OpenApi.Description, "A session token, handed out in a response header at login.")
     )
-  const Current = Context.GenericTag<Authenticated<Self>, Session<A>>(`${tag.key}/Authenticated`)
-  const Middleware = HttpApiMiddleware.Tag<Middleware<Self>>()(`${tag.key}/HttpApiMiddleware`, {
-    failure: Failure,
-    provides: Current,
-    security: { session: security } satisfies Security
-  })
 
-  type Service = {
-    readonly session: (
-      credential: Redacted.Redacted
-    ) => Effect.Effect<Session<A>, SessionHttp.Unauthorized | StoreError, HttpRouter.HttpRouter.Provided>
-  }
+// What `HttpApiBuilder` calls for each request to an endpoint the middleware guards.
+interface MiddlewareService<A> {
+  readonly session: (
+    credential: Redacted.Redacted
+  ) => Effect.Effect<Session<A>, SessionHttp.Unauthorized | StoreError, HttpRouter.HttpRouter.Provided>
+}
 
-  const layer = Layer.effect(
-    Middleware as unknown as Context.Tag<Middleware<Self>, Service>,
+// The middleware on the sessions service and the transport of the layer's context. `cookieName` is the
+// scheme's cookie (none for a bearer scheme).
+const middlewareLayer = <Self, A, I, T>(
+  tag: SessionsTag<Self, A, I>,
+  transportTag: Context.Tag<T, TransportService>,
+  http: SessionHttp.SessionHttp<Self, A, T>,
+  Middleware: Context.Tag<Middleware<Self>, MiddlewareService<A>>,
+  cookieName: string | undefined
+): Layer.Layer<Middleware<Self>, never, Self | T> =>
+  Layer.effect(
+    Middleware,
     Effect.gen(function*() {
       const sessions = yield* tag
       const transport = yield* transportTag
@@ -294,7 +285,7 @@ export const make = <Self, A, I, T = Transport>(
       yield* claimAtBuild(transport, tag.key)
       // The name the transport reads, when it is a cookie transport of this package (otherwise unknown).
       const transportCookie = cookieNameOf(transport)
-      const mismatch = cookie && transportCookie !== cookieName
+      const mismatch = cookieName !== undefined && transportCookie !== cookieName
       // The credential `HttpApiBuilder` decoded for the scheme is not used: the token is read by the
       // `Transport`, the same layer that writes it (one parser for cookies and bearer tokens), and the
       // scheme documents it. The credential only serves to detect a scheme that names another cookie.
@@ -321,6 +312,35 @@ export const make = <Self, A, I, T = Transport>(
         )
       return { session }
     })
+  )
+
+/**
+ * The `HttpApi` middleware, its layer and the handler operations of the sessions service declared by
+ * `tag`. Make it once per sessions service.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = <Self, A, I, T = Transport>(
+  tag: SessionsTag<Self, A, I>,
+  options: Options<T> = {}
+): SessionApi<Self, A, T> => {
+  const http = SessionHttp.make(tag, options)
+  const transportTag = (options.transportTag ?? Transport) as Context.Tag<T, TransportService>
+  const cookieName = options.transport === "bearer" ? undefined : options.cookieName ?? defaultHostCookieName
+  const security = securityOf(cookieName)
+  const Current = Context.GenericTag<Authenticated<Self>, Session<A>>(`${tag.key}/Authenticated`)
+  const Middleware = HttpApiMiddleware.Tag<Middleware<Self>>()(`${tag.key}/HttpApiMiddleware`, {
+    failure: Failure,
+    provides: Current,
+    security: { session: security } satisfies Security
+  })
+  const layer = middlewareLayer(
+    tag,
+    transportTag,
+    http,
+    Middleware as unknown as Context.Tag<Middleware<Self>, MiddlewareService<A>>,
+    cookieName
   )
 
   // In an endpoint the middleware guards, the session it provided is the request's current one: `issue`
