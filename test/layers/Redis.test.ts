@@ -23,7 +23,8 @@ import {
   Redacted,
   Schedule,
   Schema,
-  type Scope
+  type Scope,
+  TestClock
 } from "effect"
 import { Redis } from "ioredis"
 import * as Crypto from "node:crypto"
@@ -124,6 +125,7 @@ const newKey = (user: string = newUser()): Key => ({ user, session: `s${randomPa
 
 const farFuture = Date.UTC(2100, 0, 1)
 const retention = Duration.toMillis(expiredRetention)
+const hour = 3_600_000
 
 /** A new session's entry (version 0). */
 const makeEntry = (overrides: Partial<Entry> = {}): Entry =>
@@ -195,7 +197,6 @@ describe("Redis store: layout", () => {
     Effect.gen(function*() {
       const { raw, store, userKey } = yield* makeStore()
       const now = Date.now()
-      const hour = 3_600_000
       const user = newUser()
       const first = newKey(user)
       const second = newKey(user)
@@ -237,6 +238,53 @@ describe("Redis store: layout", () => {
       expect(yield* call(raw, "EXISTS", userKey(key.user))).toBe(0)
       expect(yield* store.fetch(key)).toEqual(Option.none())
     }))
+
+  // The user's key lives as long as its longest-lived field: a field past its retention stays in the hash
+  // until the next create prunes it, and fetch must not answer it meanwhile.
+  test("a field past its retention is none, though the user's hash still holds it next to a live session", () =>
+    Effect.gen(function*() {
+      const { raw, store, userKey } = yield* makeStore()
+      const user = newUser()
+      const now = Date.now()
+      const live = newKey(user)
+      const recent = newKey(user)
+      const dead = newKey(user)
+      const recentEntry = makeEntry({ createdAt: now - hour, expiresAt: now - 60_000 })
+      const deadEntry = makeEntry({ createdAt: now - 2 * hour, expiresAt: now - retention - 60_000 })
+      const liveEntry = makeEntry()
+      expect(yield* store.save(live, liveEntry, "create")).toBe(true)
+      expect(yield* store.save(recent, recentEntry, "create")).toBe(true)
+      // written last, so that no create prunes it
+      expect(yield* store.save(dead, deadEntry, "create")).toBe(true)
+      expect(yield* call(raw, "HEXISTS", userKey(user), dead.session)).toBe(1)
+
+      expect(yield* store.fetch(dead)).toEqual(Option.none())
+      expect(yield* store.fetch(dead, deadEntry)).toEqual(Option.none())
+      // expired within the retention: still answered, so that the service says Expired
+      expect(yield* store.fetch(recent)).toEqual(Option.some(recentEntry))
+      expect(yield* store.fetch(live)).toEqual(Option.some(liveEntry))
+      expect(yield* store.deleteUser(user)).toBe(1)
+    }))
+
+  it.effect("fetch judges the retention by Effect's Clock (a TestClock here), not by Redis's", () =>
+    Effect.flatMap(env.runtimeEffect, (rt) =>
+      Effect.scoped(Effect.provide(
+        Effect.gen(function*() {
+          const { store } = yield* makeStore()
+          const key = newKey()
+          // alive for decades by Redis's clock
+          const entry = makeEntry()
+          expect(yield* store.save(key, entry, "create")).toBe(true)
+          yield* TestClock.setTime(farFuture + retention - 1)
+          expect(yield* store.fetch(key)).toEqual(Option.some(entry))
+          yield* TestClock.setTime(farFuture + retention)
+          expect(yield* store.fetch(key)).toEqual(Option.none())
+          expect(yield* store.fetch(key, entry)).toEqual(Option.none())
+          yield* TestClock.setTime(farFuture - 1)
+          expect(yield* store.fetch(key)).toEqual(Option.some(entry))
+        }),
+        rt.context
+      ))))
 
   test("a create prunes the fields dead for longer than the retention, by Redis's clock, and keeps the rest", () =>
     Effect.gen(function*() {
