@@ -22,8 +22,6 @@ import {
   Option,
   Redacted,
   Schedule,
-  Schema,
-  type Scope,
   TestClock
 } from "effect"
 import { Redis } from "ioredis"
@@ -33,18 +31,23 @@ import * as Auth from "../../src/Auth.js"
 import { parseId, secretDigest } from "../../src/internal/ids.js"
 import * as RedisStore from "../../src/layers/Redis.js"
 import * as Session from "../../src/Session.js"
-import {
-  encodeEntry,
-  type Entry,
-  expiredRetention,
-  type Key,
-  maxEncodedLength,
-  Store,
-  StoreError
-} from "../../src/Store.js"
-import { revokeMidway, storeContract } from "../contract/Store.js"
+import { encodeEntry, type Entry, expiredRetention, maxEncodedLength, Store, StoreError } from "../../src/Store.js"
+import { storeContract } from "../contract/Store.js"
 import { makeEntry as completeEntry, nextVersion } from "../support/entry.js"
 import { rawClient, RedisTest, startRedis } from "../support/redis.js"
+import {
+  call,
+  type Data,
+  expectClearAllWins,
+  expectListed,
+  freePort,
+  liveTest,
+  newKey,
+  newUser,
+  randomPart,
+  sessionsOn,
+  view
+} from "../support/redisStore.js"
 
 // -----------------------------------------------------------------------------
 // the file's own server and a raw client beside the store
@@ -100,15 +103,7 @@ storeContract("redis (no auto-pipelining)", fileStore({ autoPipelining: false })
 // every revocation through the WAIT pipeline on the revocation connection (no replica needed for 0)
 storeContract("redis (waitForReplicas 0)", fileStore({ waitForReplicas: { replicas: 0, timeout: "1 second" } }))
 
-const test = (title: string, self: () => Effect.Effect<void, unknown, Env | Scope.Scope>, timeout?: number) =>
-  it.live(
-    title,
-    () => Effect.flatMap(env.runtimeEffect, (rt) => Effect.scoped(Effect.provide(self(), rt.context))),
-    timeout
-  )
-
-const call = (client: Redis, command: string, ...args: Array<string | number>) =>
-  Effect.promise(() => client.call(command, ...args))
+const test = liveTest(env)
 
 /** A store of its own on the file's server, under a fresh prefix. */
 const makeStore = (options: Omit<RedisStore.SingleOptions, "url"> = {}) =>
@@ -118,10 +113,6 @@ const makeStore = (options: Omit<RedisStore.SingleOptions, "url"> = {}) =>
     const store = yield* RedisStore.makeSingle({ url, ...options, prefix })
     return { store, raw, prefix, userKey: (user: string) => `${prefix}{${user}}` }
   })
-
-const randomPart = () => Crypto.randomBytes(16).toString("base64url")
-const newUser = () => `u${randomPart()}`
-const newKey = (user: string = newUser()): Key => ({ user, session: `s${randomPart()}` })
 
 const farFuture = Date.UTC(2100, 0, 1)
 const retention = Duration.toMillis(expiredRetention)
@@ -536,15 +527,6 @@ describe("Redis store: garbage", () => {
 // failures
 // -----------------------------------------------------------------------------
 
-/** A loopback port nothing listens on (bound, then released). */
-const freePort = Effect.async<number>((resume) => {
-  const server = Net.createServer()
-  server.listen({ host: "127.0.0.1", port: 0 }, () => {
-    const port = (server.address() as Net.AddressInfo).port
-    server.close(() => resume(Effect.succeed(port)))
-  })
-})
-
 /** A TCP server that accepts connections and never answers. */
 const silentServer = Effect.acquireRelease(
   Effect.async<{ readonly server: Net.Server; readonly sockets: Set<Net.Socket>; readonly port: number }>((resume) => {
@@ -884,46 +866,15 @@ describe("Redis store: a session's layout", () => {
 // the Sessions service on Redis
 // -----------------------------------------------------------------------------
 
-const Data = Schema.Struct({ csrf: Schema.String, visits: Schema.NumberFromString })
-type Data = typeof Data.Type
-
-class AppSession extends Session.Tag<AppSession>()("test/layers/Redis/AppSession", { data: Data }) {}
-
 const data: Data = { csrf: "csrf-token", visits: 3 }
-
-const view = (session: Session.SessionInfo<Data>) => ({
-  key: session.key,
-  userId: session.userId,
-  createdAt: session.createdAt.epochMillis,
-  expiresAt: session.expiresAt.epochMillis,
-  data: session.data
-})
-
-/** `list` answers oldest first; sessions created in the same millisecond may come in either order. */
-const expectListed = (
-  listed: ReadonlyArray<Session.SessionInfo<Data>>,
-  expected: ReadonlyArray<Session.SessionInfo<Data>>
-) => {
-  const bySession = (views: ReadonlyArray<ReturnType<typeof view>>) =>
-    [...views].sort((a, b) => a.key.session < b.key.session ? -1 : 1)
-  expect(bySession(listed.map(view))).toEqual(bySession(expected.map(view)))
-  const created = listed.map((session) => session.createdAt.epochMillis)
-  expect(created).toEqual([...created].sort((a, b) => a - b))
-}
 
 /** The sessions service on its own Redis store (fresh prefix) and a fresh signing key. */
 const makeSessions = (ttl: Duration.DurationInput = "1 hour") =>
   Effect.gen(function*() {
     const { raw, url } = yield* Env
     const prefix = uniquePrefix()
-    const context = yield* Layer.build(
-      Session.layer(AppSession, { ttl }).pipe(
-        Layer.provide(
-          Layer.merge(RedisStore.layer({ url, prefix }), Auth.layer({ keys: [Redacted.make(Auth.randomId(48))] }))
-        )
-      )
-    )
-    return { sessions: Context.get(context, AppSession), raw, userKey: (user: string) => `${prefix}{${user}}` }
+    const sessions = yield* sessionsOn(RedisStore.layer({ url, prefix }), ttl)
+    return { sessions, raw, userKey: (user: string) => `${prefix}{${user}}` }
   })
 
 describe("Redis store: Sessions end to end", () => {
@@ -1038,24 +989,5 @@ describe("Redis store: Sessions end to end", () => {
     }))
 
   test("a token issued before clearAll was called never validates after it", () =>
-    Effect.gen(function*() {
-      const { sessions } = yield* makeSessions()
-      const total = 120
-      for (let round = 0; round < 3; round++) {
-        const userId = `user-${round}-${randomPart()}`
-        const { before, results, revoked: cleared } = yield* revokeMidway({
-          total,
-          create: () => sessions.issue(userId, data),
-          revoke: sessions.clearAll(userId)
-        })
-        for (const i of before) expect((yield* Effect.flip(sessions.get(results[i]!.token)))._tag).toBe("NotFound")
-        const valid = yield* Effect.forEach(results, ({ token }) => Effect.option(sessions.get(token)))
-        const survivors = valid.filter(Option.isSome).length
-        expect(cleared).toBeGreaterThanOrEqual(before.length)
-        expect(cleared + survivors).toBe(total)
-        expect(survivors).toBeGreaterThan(0)
-        expect(yield* sessions.list(userId)).toHaveLength(survivors)
-        expect(yield* sessions.clearAll(userId)).toBe(survivors)
-      }
-    }))
+    Effect.flatMap(makeSessions(), ({ sessions }) => expectClearAllWins(sessions)))
 })
