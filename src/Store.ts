@@ -258,8 +258,8 @@ export const make = (backend: Backend): StoreService =>
  *
  * - `fetch(key, decode)` reads the value at `key` in one round trip and answers `decode(value)`
  *   (`decode(undefined)` when there is none). Call `decode` where the value arrives (in the resume of an
- *   `Effect.async`, say) rather than mapping the answer: the read of every request then costs no step
- *   more than the round trip. The answer is whatever `decode` made, which is also why `fetch` is generic.
+ *   `Effect.async`, say) rather than mapping the answer, which would cost the read of every request one
+ *   more step. The answer is whatever `decode` made, which is also why `fetch` is generic.
  * - `save(key, value, entry, mode, cap)` writes `value`, the encoded `entry`, as {@link StoreService}'s
  *   `save` says; `entry` is given for the numbers a script or a query needs (`version`, `expiresAt`, …).
  * - `delete` and `deleteUser` are {@link StoreService}'s.
@@ -315,7 +315,8 @@ export const makeStringOnly = (backend: StringBackend): StoreService => {
     return entry.expiresAt + retention <= clock.unsafeCurrentTimeMillis() ? Option.none() : Option.some(entry)
   }
   return make({
-    // The clock is taken from the fiber that runs the read, and read where the value arrives.
+    // One step to find the fiber that runs the read and its clock (the expiry check needs it); the time is
+    // read, and the value decoded, where the value arrives.
     fetch: (key, known) =>
       Effect.withFiberRuntime((fiber) => {
         const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
