@@ -16,7 +16,10 @@
  *   (garbage written by someone else, a value from an incompatible version, a value longer than
  *   {@link maxEncodedLength}) are both `Option.none()`: answers, not failures. An entry is returned after
  *   its `expiresAt` has passed until {@link expiredRetention} later (so that the service can say
- *   `Expired` rather than `NotFound`); the `Sessions` service refuses it by the clock. Only a system
+ *   `Expired` rather than `NotFound`); the `Sessions` service refuses it by the clock. Once
+ *   `expiresAt + expiredRetention` has passed by the backend's clock, `fetch` answers `Option.none()`,
+ *   even while the backend still holds the value (a periodic sweep has not run yet; a Redis hash field
+ *   outlives its time because the user's key lives on for another session). Only a system
  *   failure (connection lost, timeout) is a `StoreError`. `known`, when given, is an entry this backend
  *   answered earlier for the same key: the backend may answer that same object again when what it holds
  *   has not changed since, so that the caller can reuse what it derived from it (the decoded data, the
@@ -40,10 +43,11 @@
  *
  * @since 0.1.0
  */
+import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import type * as Option from "effect/Option"
+import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as HttpError from "./internal/httpError.js"
 
@@ -216,22 +220,14 @@ export type Operation = "fetch" | "save" | "delete" | "list" | "deleteUser"
 /**
  * The smallest implementation of a backend: what {@link make} derives a store from. It differs from
  * {@link StoreService} only in `list`, which answers every readable entry the backend holds for the user
- * (live or expired): `make` keeps those alive at the caller's `now`.
+ * (live or expired): `make` keeps those alive at the caller's `now`. Everything else, expiry included,
+ * is the backend's to keep as the contract says.
  *
  * @since 0.1.0
  * @category models
  */
-export interface Backend {
-  readonly fetch: (key: Key, known?: Entry | undefined) => Effect.Effect<Option.Option<Entry>, StoreError>
-  readonly save: (
-    key: Key,
-    entry: Entry,
-    mode: SaveMode,
-    cap?: Cap | undefined
-  ) => Effect.Effect<boolean, StoreError>
-  readonly delete: (key: Key) => Effect.Effect<void, StoreError>
+export interface Backend extends Omit<StoreService, "list"> {
   readonly list: (user: string) => Effect.Effect<Iterable<Listed>, StoreError>
-  readonly deleteUser: (user: string, except?: string) => Effect.Effect<number, StoreError>
 }
 
 /**
@@ -254,6 +250,92 @@ export const make = (backend: Backend): StoreService =>
       }),
     deleteUser: backend.deleteUser
   })
+
+/**
+ * A backend that keeps one string per session (a Redis hash field, a file, a SQL text column): what
+ * {@link makeStringOnly} derives a store from. It deals in the values {@link encodeEntry} writes and never
+ * decodes one itself.
+ *
+ * - `fetch(key, decode)` reads the value at `key` in one round trip and answers `decode(value)`
+ *   (`decode(undefined)` when there is none). Call `decode` where the value arrives (in the resume of an
+ *   `Effect.async`, say) rather than mapping the answer, which would cost the read of every request one
+ *   more step. The answer is whatever `decode` made, which is also why `fetch` is generic.
+ * - `save(key, value, entry, mode, cap)` writes `value`, the encoded `entry`, as {@link StoreService}'s
+ *   `save` says; `entry` is given for the numbers a script or a query needs (`version`, `expiresAt`, …).
+ * - `delete` and `deleteUser` are {@link StoreService}'s.
+ * - `list(user)` answers every value the backend holds for the user, with its session part: garbage and
+ *   expired values included.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface StringBackend extends Pick<StoreService, "delete" | "deleteUser"> {
+  readonly fetch: <A>(key: Key, decode: (value: string | undefined) => A) => Effect.Effect<A, StoreError>
+  readonly save: (
+    key: Key,
+    value: string,
+    entry: Entry,
+    mode: SaveMode,
+    cap?: Cap | undefined
+  ) => Effect.Effect<boolean, StoreError>
+  readonly list: (user: string) => Effect.Effect<Iterable<readonly [session: string, value: string]>, StoreError>
+}
+
+/**
+ * Makes a store from a {@link StringBackend}, deriving what every backend that keeps strings would
+ * repeat:
+ *
+ * - `save` writes {@link encodeEntry}'s value;
+ * - `fetch` and `list` decode with {@link decodeEntry}: a value that does not decode, or is longer than
+ *   {@link maxEncodedLength} (refused without parsing), is no session to `fetch` and left out of `list`,
+ *   never a failure;
+ * - `fetch` answers `known` itself while the value is the one `known` was decoded from, without decoding
+ *   it again;
+ * - `fetch` answers `Option.none()` once `expiresAt + expiredRetention` has passed by Effect's `Clock`
+ *   (the calling fiber's, the clock the `Sessions` service judges expiry by), whatever the backend
+ *   still holds;
+ * - `list` keeps the entries alive at the caller's `now`, as {@link make} does.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeStringOnly = (backend: StringBackend): StoreService => {
+  // The value each entry was decoded from: a WeakMap, so that an entry nobody holds any more is forgotten.
+  const decodedFrom = new WeakMap<Entry, string>()
+  const retention = Duration.toMillis(expiredRetention)
+  const read = (value: string | undefined, known: Entry | undefined, clock: Clock.Clock): Option.Option<Entry> => {
+    // refused before anything else looks at it: a huge value costs its transfer, never a parse
+    if (value === undefined || value.length > maxEncodedLength) return Option.none()
+    let entry = known
+    if (entry === undefined || decodedFrom.get(entry) !== value) {
+      entry = decodeEntry(value)
+      if (entry === undefined) return Option.none()
+      decodedFrom.set(entry, value)
+    }
+    return entry.expiresAt + retention <= clock.unsafeCurrentTimeMillis() ? Option.none() : Option.some(entry)
+  }
+  return make({
+    // One step to find the fiber that runs the read and its clock (the expiry check needs it); the time is
+    // read, and the value decoded, where the value arrives.
+    fetch: (key, known) =>
+      Effect.withFiberRuntime((fiber) => {
+        const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
+        return backend.fetch(key, (value) => read(value, known, clock))
+      }),
+    save: (key, entry, mode, cap) => backend.save(key, encodeEntry(entry), entry, mode, cap),
+    delete: backend.delete,
+    list: (user) =>
+      Effect.map(backend.list(user), (values) => {
+        const listed: Array<Listed> = []
+        for (const [session, value] of values) {
+          const entry = decodeEntry(value)
+          if (entry !== undefined) listed.push({ key: { user, session }, entry })
+        }
+        return listed
+      }),
+    deleteUser: backend.deleteUser
+  })
+}
 
 /**
  * Wraps every operation of `store` with `f`, which is told the operation's name: one place for what

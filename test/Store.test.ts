@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { FastCheck as fc } from "effect"
+import { Duration, Effect, FastCheck as fc, Option, TestClock } from "effect"
 import * as Store from "../src/Store.js"
 
 // Every field distinct from its neighbours and from its default, so that a field written in the wrong slot
@@ -256,4 +256,136 @@ describe("Store codec", () => {
     },
     { fastCheck: { numRuns: 1000 } }
   )
+})
+
+// -----------------------------------------------------------------------------
+// makeStringOnly
+// -----------------------------------------------------------------------------
+
+/** A string backend over a map of values by `user/session`, and the store `makeStringOnly` derives from it. */
+const stringStore = () => {
+  const values = new Map<string, string>()
+  const saved: Array<{ readonly value: string; readonly entry: Store.Entry; readonly mode: Store.SaveMode }> = []
+  const id = (key: Store.Key) => `${key.user}/${key.session}`
+  const backend: Store.StringBackend = {
+    fetch: (key, decode) => Effect.sync(() => decode(values.get(id(key)))),
+    save: (key, value, entry, mode) =>
+      Effect.sync(() => {
+        saved.push({ value, entry, mode })
+        values.set(id(key), value)
+        return true
+      }),
+    delete: (key) => Effect.sync(() => void values.delete(id(key))),
+    list: (user) =>
+      Effect.sync(() =>
+        [...values].filter(([at]) => at.startsWith(`${user}/`)).map(([at, value]) =>
+          [at.slice(user.length + 1), value] as const
+        )
+      ),
+    deleteUser: () => Effect.succeed(0)
+  }
+  return { store: Store.makeStringOnly(backend), values, saved, id }
+}
+
+describe("Store.makeStringOnly", () => {
+  const key: Store.Key = { user: "u", session: "s" }
+  const retention = Duration.toMillis(Store.expiredRetention)
+
+  it.effect("save hands the backend the encoded entry, with the entry itself and the mode", () =>
+    Effect.gen(function*() {
+      const { saved, store } = stringStore()
+      expect(yield* store.save(key, entry, "create")).toBe(true)
+      expect(saved).toEqual([{ value: Store.encodeEntry(entry), entry, mode: "create" }])
+      expect(saved[0]!.entry).toBe(entry)
+    }))
+
+  it.effect("fetch decodes what the backend holds; nothing held is none", () =>
+    Effect.gen(function*() {
+      const { store } = stringStore()
+      expect(yield* store.fetch(key)).toEqual(Option.none())
+      yield* store.save(key, entry, "create")
+      expect(yield* store.fetch(key)).toEqual(Option.some(entry))
+    }))
+
+  it.effect("a value that does not decode is none to fetch and left out of list, never a failure", () =>
+    Effect.gen(function*() {
+      const { id, store, values } = stringStore()
+      const garbage = ["", "not json", "null", "[]", JSON.stringify(entry), `${Store.encodeEntry(entry)}x`]
+      garbage.forEach((value, i) => values.set(id({ user: "u", session: `g${i}` }), value))
+      for (let i = 0; i < garbage.length; i++) {
+        expect(yield* store.fetch({ user: "u", session: `g${i}` })).toEqual(Option.none())
+      }
+      yield* store.save(key, entry, "create")
+      expect(yield* store.list("u", 0)).toEqual([{ key, entry }])
+    }))
+
+  it.effect("a value longer than Store.maxEncodedLength is none and left out of list, without being parsed", () =>
+    Effect.gen(function*() {
+      const { id, store, values } = stringStore()
+      // an entry that would decode but for its length
+      const oversized = Store.encodeEntry({ ...entry, data: "x".repeat(Store.maxEncodedLength) })
+      values.set(id(key), oversized)
+      const parse = JSON.parse
+      let parsed = 0
+      JSON.parse = (...args: Parameters<typeof JSON.parse>) => {
+        parsed++
+        return parse(...args)
+      }
+      const answers = yield* Effect.all([store.fetch(key), store.list("u", 0)]).pipe(
+        Effect.ensuring(Effect.sync(() => {
+          JSON.parse = parse
+        }))
+      )
+      expect(answers).toEqual([Option.none(), []])
+      expect(parsed).toBe(0)
+    }))
+
+  it.effect("while the value is the one known was decoded from, fetch answers known itself; once it changed, a new entry", () =>
+    Effect.gen(function*() {
+      const { store } = stringStore()
+      yield* store.save(key, entry, "create")
+      const known = Option.getOrThrow(yield* store.fetch(key))
+      expect(Option.getOrThrow(yield* store.fetch(key, known))).toBe(known)
+      expect(Option.getOrThrow(yield* store.fetch(key, known))).toBe(known)
+      // an equal entry this store did not decode is never answered for it
+      const equal = { ...known }
+      const decodedAgain = Option.getOrThrow(yield* store.fetch(key, equal))
+      expect(decodedAgain).not.toBe(equal)
+      expect(decodedAgain).toEqual(equal)
+
+      const updated = { ...entry, version: entry.version + 1, data: { changed: true } }
+      yield* store.save(key, updated, "update")
+      const fetched = Option.getOrThrow(yield* store.fetch(key, known))
+      expect(fetched).not.toBe(known)
+      expect(fetched).toEqual(updated)
+      expect(Option.getOrThrow(yield* store.fetch(key, fetched))).toBe(fetched)
+      yield* store.delete(key)
+      expect(yield* store.fetch(key, fetched)).toEqual(Option.none())
+    }))
+
+  it.effect("fetch answers none once expiresAt + Store.expiredRetention has passed by the fiber's Clock", () =>
+    Effect.gen(function*() {
+      const { store } = stringStore()
+      yield* store.save(key, entry, "create")
+      const known = Option.getOrThrow(yield* store.fetch(key))
+      yield* TestClock.setTime(entry.expiresAt + retention - 1)
+      expect(yield* store.fetch(key)).toEqual(Option.some(entry))
+      expect(Option.getOrThrow(yield* store.fetch(key, known))).toBe(known)
+      yield* TestClock.setTime(entry.expiresAt + retention)
+      expect(yield* store.fetch(key)).toEqual(Option.none())
+      expect(yield* store.fetch(key, known)).toEqual(Option.none())
+    }))
+
+  it.effect("list decodes every value of the user and keeps those alive at the caller's now", () =>
+    Effect.gen(function*() {
+      const { store } = stringStore()
+      const soon = { ...fresh, expiresAt: 1_000 }
+      yield* store.save({ user: "u", session: "a" }, entry, "create")
+      yield* store.save({ user: "u", session: "b" }, soon, "create")
+      yield* store.save({ user: "other", session: "c" }, fresh, "create")
+      const sessions = (listed: ReadonlyArray<Store.Listed>) => listed.map(({ key }) => key.session).sort()
+      expect(sessions(yield* store.list("u", 999))).toEqual(["a", "b"])
+      expect(sessions(yield* store.list("u", 1_000))).toEqual(["a"])
+      expect(yield* store.list("u", 1_000)).toEqual([{ key: { user: "u", session: "a" }, entry }])
+    }))
 })

@@ -20,7 +20,7 @@ import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as Auth from "../Auth.js"
 import * as Session from "../Session.js"
-import { Store, StoreError } from "../Store.js"
+import { around, Store, StoreError } from "../Store.js"
 import * as Transport from "../Transport.js"
 import * as Memory from "./Memory.js"
 
@@ -49,16 +49,11 @@ const down = new StoreError({ reason: "Unavailable", message: "the test store is
 
 const layerStore = (options: Memory.Options | undefined): Layer.Layer<Store | Outage> =>
   Layer.scopedContext(Effect.gen(function*() {
-    const memory = yield* Memory.make(options)
     let isDown = false
-    const guard = <A>(effect: Effect.Effect<A, StoreError>) => Effect.suspend(() => isDown ? Effect.fail(down) : effect)
-    const store = Store.of({
-      fetch: (key, known) => guard(memory.fetch(key, known)),
-      save: (key, entry, mode, cap) => guard(memory.save(key, entry, mode, cap)),
-      delete: (key) => guard(memory.delete(key)),
-      list: (user, now) => guard(memory.list(user, now)),
-      deleteUser: (user, except) => guard(memory.deleteUser(user, except))
-    })
+    const store = around(
+      yield* Memory.make(options),
+      (_, effect) => Effect.suspend(() => isDown ? Effect.fail(down) : effect)
+    )
     const outage = Outage.of({
       start: Effect.sync(() => {
         isDown = true

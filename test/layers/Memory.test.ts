@@ -22,6 +22,11 @@ const k = (session: string, user = "u"): Key => ({ user, session })
 
 const present = (store: Store["Type"], key: string, user = "u") => Effect.map(store.fetch(k(key, user)), Option.isSome)
 
+// Whether the store still holds the entry, whatever its expiry: `list` answers every entry whose expiry is
+// after the `now` it is given, and `fetch` no longer answers one past its retention.
+const held = (store: Store["Type"], key: string, user = "u") =>
+  Effect.map(store.list(user, -Infinity), (listed) => listed.some((one) => one.key.session === key))
+
 const withEnv = (entries: ReadonlyArray<readonly [string, string]>) =>
   Effect.withConfigProvider(ConfigProvider.fromMap(new Map(entries)))
 
@@ -277,6 +282,7 @@ describe("Memory store", () => {
         yield* store.save(k("after"), entry(1001), "create")
         yield* TestClock.adjust(Duration.millis(1000 + retention))
         yield* store.sweep
+        expect(yield* store.size).toBe(1)
         expect(yield* present(store, "at")).toBe(false)
         expect(yield* present(store, "after")).toBe(true)
       }))
@@ -286,7 +292,29 @@ describe("Memory store", () => {
         const store = yield* Effect.scoped(Memory.make({ sweepInterval: "1 minute" }))
         yield* store.save(k("k"), entry(1000), "create")
         yield* TestClock.adjust("1 hour")
-        expect(yield* present(store, "k")).toBe(true)
+        // still held (fetch answers none by then: the retention is over)
+        expect(yield* store.size).toBe(1)
+      }))
+  })
+
+  describe("expiry", () => {
+    it.scoped("fetch answers none once expiresAt + Store.expiredRetention has passed, before any sweep", () =>
+      Effect.gen(function*() {
+        const store = yield* Memory.make({ sweepInterval: "1 day" })
+        yield* store.save(k("dies"), entry(1_000), "create")
+        yield* store.save(k("lives"), entry(hour), "create")
+        const known = Option.getOrThrow(yield* store.fetch(k("dies")))
+        // expired, within the retention: answered, so that the service says Expired
+        yield* TestClock.adjust(Duration.millis(1_000 + retention - 1))
+        expect(yield* store.fetch(k("dies"))).toEqual(Option.some(entry(1_000)))
+        yield* TestClock.adjust("1 millis")
+        expect(yield* store.fetch(k("dies"))).toEqual(Option.none())
+        expect(yield* store.fetch(k("dies"), known)).toEqual(Option.none())
+        // the store still holds it until the sweep: fetch alone judges it by the clock
+        expect(yield* store.size).toBe(2)
+        expect(yield* store.fetch(k("lives"))).toEqual(Option.some(entry(hour)))
+        expect(yield* store.list("u", 1_000 + retention)).toEqual([{ key: k("lives"), entry: entry(hour) }])
+        expect(yield* store.deleteUser("u")).toBe(1)
       }))
   })
 
@@ -364,8 +392,10 @@ describe("Memory store", () => {
       Effect.gen(function*() {
         const store = yield* Store
         yield* store.save(k("k"), entry(Duration.toMillis("5 seconds") - retention), "create")
-        yield* TestClock.adjust("10 seconds")
-        expect(yield* present(store, "k")).toBe(false)
+        yield* TestClock.adjust("9 seconds")
+        expect(yield* held(store, "k")).toBe(true)
+        yield* TestClock.adjust("1 second")
+        expect(yield* held(store, "k")).toBe(false)
       }).pipe(Effect.provide(Memory.layerConfig()), withEnv([["SESSION_MEMORY_SWEEP_INTERVAL", "10 seconds"]])))
 
     it.effect("defaults to a one-minute sweep, the default capacity and refusing when full", () =>
@@ -373,9 +403,9 @@ describe("Memory store", () => {
         const store = yield* Store
         yield* store.save(k("k"), entry(Duration.toMillis("5 seconds") - retention), "create")
         yield* TestClock.adjust("59 seconds")
-        expect(yield* present(store, "k")).toBe(true)
+        expect(yield* held(store, "k")).toBe(true)
         yield* TestClock.adjust("1 second")
-        expect(yield* present(store, "k")).toBe(false)
+        expect(yield* held(store, "k")).toBe(false)
         for (let i = 0; i < Memory.defaultCapacity; i++) yield* store.save(k(`k${i}`), entry(hour), "create")
         expect((yield* Effect.flip(store.save(k("one-more"), entry(hour), "create"))).reason).toBe("Capacity")
         expect(yield* present(store, "k0")).toBe(true)

@@ -22,8 +22,7 @@ import {
   Option,
   Redacted,
   Schedule,
-  Schema,
-  type Scope
+  TestClock
 } from "effect"
 import { Redis } from "ioredis"
 import * as Crypto from "node:crypto"
@@ -32,18 +31,23 @@ import * as Auth from "../../src/Auth.js"
 import { parseId, secretDigest } from "../../src/internal/ids.js"
 import * as RedisStore from "../../src/layers/Redis.js"
 import * as Session from "../../src/Session.js"
-import {
-  encodeEntry,
-  type Entry,
-  expiredRetention,
-  type Key,
-  maxEncodedLength,
-  Store,
-  StoreError
-} from "../../src/Store.js"
-import { revokeMidway, storeContract } from "../contract/Store.js"
+import { encodeEntry, type Entry, expiredRetention, maxEncodedLength, Store, StoreError } from "../../src/Store.js"
+import { storeContract } from "../contract/Store.js"
 import { makeEntry as completeEntry, nextVersion } from "../support/entry.js"
 import { rawClient, RedisTest, startRedis } from "../support/redis.js"
+import {
+  call,
+  type Data,
+  expectClearAllWins,
+  expectListed,
+  freePort,
+  liveTest,
+  newKey,
+  newUser,
+  randomPart,
+  sessionsOn,
+  view
+} from "../support/redisStore.js"
 
 // -----------------------------------------------------------------------------
 // the file's own server and a raw client beside the store
@@ -99,15 +103,7 @@ storeContract("redis (no auto-pipelining)", fileStore({ autoPipelining: false })
 // every revocation through the WAIT pipeline on the revocation connection (no replica needed for 0)
 storeContract("redis (waitForReplicas 0)", fileStore({ waitForReplicas: { replicas: 0, timeout: "1 second" } }))
 
-const test = (title: string, self: () => Effect.Effect<void, unknown, Env | Scope.Scope>, timeout?: number) =>
-  it.live(
-    title,
-    () => Effect.flatMap(env.runtimeEffect, (rt) => Effect.scoped(Effect.provide(self(), rt.context))),
-    timeout
-  )
-
-const call = (client: Redis, command: string, ...args: Array<string | number>) =>
-  Effect.promise(() => client.call(command, ...args))
+const test = liveTest(env)
 
 /** A store of its own on the file's server, under a fresh prefix. */
 const makeStore = (options: Omit<RedisStore.SingleOptions, "url"> = {}) =>
@@ -118,12 +114,9 @@ const makeStore = (options: Omit<RedisStore.SingleOptions, "url"> = {}) =>
     return { store, raw, prefix, userKey: (user: string) => `${prefix}{${user}}` }
   })
 
-const randomPart = () => Crypto.randomBytes(16).toString("base64url")
-const newUser = () => `u${randomPart()}`
-const newKey = (user: string = newUser()): Key => ({ user, session: `s${randomPart()}` })
-
 const farFuture = Date.UTC(2100, 0, 1)
 const retention = Duration.toMillis(expiredRetention)
+const hour = 3_600_000
 
 /** A new session's entry (version 0). */
 const makeEntry = (overrides: Partial<Entry> = {}): Entry =>
@@ -195,7 +188,6 @@ describe("Redis store: layout", () => {
     Effect.gen(function*() {
       const { raw, store, userKey } = yield* makeStore()
       const now = Date.now()
-      const hour = 3_600_000
       const user = newUser()
       const first = newKey(user)
       const second = newKey(user)
@@ -237,6 +229,53 @@ describe("Redis store: layout", () => {
       expect(yield* call(raw, "EXISTS", userKey(key.user))).toBe(0)
       expect(yield* store.fetch(key)).toEqual(Option.none())
     }))
+
+  // The user's key lives as long as its longest-lived field: a field past its retention stays in the hash
+  // until the next create prunes it, and fetch must not answer it meanwhile.
+  test("a field past its retention is none, though the user's hash still holds it next to a live session", () =>
+    Effect.gen(function*() {
+      const { raw, store, userKey } = yield* makeStore()
+      const user = newUser()
+      const now = Date.now()
+      const live = newKey(user)
+      const recent = newKey(user)
+      const dead = newKey(user)
+      const recentEntry = makeEntry({ createdAt: now - hour, expiresAt: now - 60_000 })
+      const deadEntry = makeEntry({ createdAt: now - 2 * hour, expiresAt: now - retention - 60_000 })
+      const liveEntry = makeEntry()
+      expect(yield* store.save(live, liveEntry, "create")).toBe(true)
+      expect(yield* store.save(recent, recentEntry, "create")).toBe(true)
+      // written last, so that no create prunes it
+      expect(yield* store.save(dead, deadEntry, "create")).toBe(true)
+      expect(yield* call(raw, "HEXISTS", userKey(user), dead.session)).toBe(1)
+
+      expect(yield* store.fetch(dead)).toEqual(Option.none())
+      expect(yield* store.fetch(dead, deadEntry)).toEqual(Option.none())
+      // expired within the retention: still answered, so that the service says Expired
+      expect(yield* store.fetch(recent)).toEqual(Option.some(recentEntry))
+      expect(yield* store.fetch(live)).toEqual(Option.some(liveEntry))
+      expect(yield* store.deleteUser(user)).toBe(1)
+    }))
+
+  it.effect("fetch judges the retention by Effect's Clock (a TestClock here), not by Redis's", () =>
+    Effect.flatMap(env.runtimeEffect, (rt) =>
+      Effect.scoped(Effect.provide(
+        Effect.gen(function*() {
+          const { store } = yield* makeStore()
+          const key = newKey()
+          // alive for decades by Redis's clock
+          const entry = makeEntry()
+          expect(yield* store.save(key, entry, "create")).toBe(true)
+          yield* TestClock.setTime(farFuture + retention - 1)
+          expect(yield* store.fetch(key)).toEqual(Option.some(entry))
+          yield* TestClock.setTime(farFuture + retention)
+          expect(yield* store.fetch(key)).toEqual(Option.none())
+          expect(yield* store.fetch(key, entry)).toEqual(Option.none())
+          yield* TestClock.setTime(farFuture - 1)
+          expect(yield* store.fetch(key)).toEqual(Option.some(entry))
+        }),
+        rt.context
+      ))))
 
   test("a create prunes the fields dead for longer than the retention, by Redis's clock, and keeps the rest", () =>
     Effect.gen(function*() {
@@ -487,15 +526,6 @@ describe("Redis store: garbage", () => {
 // -----------------------------------------------------------------------------
 // failures
 // -----------------------------------------------------------------------------
-
-/** A loopback port nothing listens on (bound, then released). */
-const freePort = Effect.async<number>((resume) => {
-  const server = Net.createServer()
-  server.listen({ host: "127.0.0.1", port: 0 }, () => {
-    const port = (server.address() as Net.AddressInfo).port
-    server.close(() => resume(Effect.succeed(port)))
-  })
-})
 
 /** A TCP server that accepts connections and never answers. */
 const silentServer = Effect.acquireRelease(
@@ -836,46 +866,15 @@ describe("Redis store: a session's layout", () => {
 // the Sessions service on Redis
 // -----------------------------------------------------------------------------
 
-const Data = Schema.Struct({ csrf: Schema.String, visits: Schema.NumberFromString })
-type Data = typeof Data.Type
-
-class AppSession extends Session.Tag<AppSession>()("test/layers/Redis/AppSession", { data: Data }) {}
-
 const data: Data = { csrf: "csrf-token", visits: 3 }
-
-const view = (session: Session.SessionInfo<Data>) => ({
-  key: session.key,
-  userId: session.userId,
-  createdAt: session.createdAt.epochMillis,
-  expiresAt: session.expiresAt.epochMillis,
-  data: session.data
-})
-
-/** `list` answers oldest first; sessions created in the same millisecond may come in either order. */
-const expectListed = (
-  listed: ReadonlyArray<Session.SessionInfo<Data>>,
-  expected: ReadonlyArray<Session.SessionInfo<Data>>
-) => {
-  const bySession = (views: ReadonlyArray<ReturnType<typeof view>>) =>
-    [...views].sort((a, b) => a.key.session < b.key.session ? -1 : 1)
-  expect(bySession(listed.map(view))).toEqual(bySession(expected.map(view)))
-  const created = listed.map((session) => session.createdAt.epochMillis)
-  expect(created).toEqual([...created].sort((a, b) => a - b))
-}
 
 /** The sessions service on its own Redis store (fresh prefix) and a fresh signing key. */
 const makeSessions = (ttl: Duration.DurationInput = "1 hour") =>
   Effect.gen(function*() {
     const { raw, url } = yield* Env
     const prefix = uniquePrefix()
-    const context = yield* Layer.build(
-      Session.layer(AppSession, { ttl }).pipe(
-        Layer.provide(
-          Layer.merge(RedisStore.layer({ url, prefix }), Auth.layer({ keys: [Redacted.make(Auth.randomId(48))] }))
-        )
-      )
-    )
-    return { sessions: Context.get(context, AppSession), raw, userKey: (user: string) => `${prefix}{${user}}` }
+    const sessions = yield* sessionsOn(RedisStore.layer({ url, prefix }), ttl)
+    return { sessions, raw, userKey: (user: string) => `${prefix}{${user}}` }
   })
 
 describe("Redis store: Sessions end to end", () => {
@@ -990,24 +989,5 @@ describe("Redis store: Sessions end to end", () => {
     }))
 
   test("a token issued before clearAll was called never validates after it", () =>
-    Effect.gen(function*() {
-      const { sessions } = yield* makeSessions()
-      const total = 120
-      for (let round = 0; round < 3; round++) {
-        const userId = `user-${round}-${randomPart()}`
-        const { before, results, revoked: cleared } = yield* revokeMidway({
-          total,
-          create: () => sessions.issue(userId, data),
-          revoke: sessions.clearAll(userId)
-        })
-        for (const i of before) expect((yield* Effect.flip(sessions.get(results[i]!.token)))._tag).toBe("NotFound")
-        const valid = yield* Effect.forEach(results, ({ token }) => Effect.option(sessions.get(token)))
-        const survivors = valid.filter(Option.isSome).length
-        expect(cleared).toBeGreaterThanOrEqual(before.length)
-        expect(cleared + survivors).toBe(total)
-        expect(survivors).toBeGreaterThan(0)
-        expect(yield* sessions.list(userId)).toHaveLength(survivors)
-        expect(yield* sessions.clearAll(userId)).toBe(survivors)
-      }
-    }))
+    Effect.flatMap(makeSessions(), ({ sessions }) => expectClearAllWins(sessions)))
 })

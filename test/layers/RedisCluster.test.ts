@@ -7,31 +7,28 @@
  * The cluster lives in a `ManagedRuntime` rather than @effect/vitest's `layer(...)` (see the header of
  * test/contract/Store.ts); tests run with `it.live`, since Redis expires keys by its own clock.
  */
-import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import {
-  ConfigError,
-  ConfigProvider,
-  Context,
-  Duration,
-  Effect,
-  Layer,
-  Logger,
-  ManagedRuntime,
-  Option,
-  Redacted,
-  Schema,
-  type Scope
-} from "effect"
+import { afterAll, beforeAll, describe, expect } from "@effect/vitest"
+import { ConfigError, ConfigProvider, Context, Duration, Effect, Layer, Logger, ManagedRuntime, Option } from "effect"
 import { Cluster, Redis } from "ioredis"
 import * as Crypto from "node:crypto"
-import * as Net from "node:net"
-import * as Auth from "../../src/Auth.js"
 import * as RedisStore from "../../src/layers/Redis.js"
 import * as Session from "../../src/Session.js"
-import { expiredRetention, type Key, Store, StoreError } from "../../src/Store.js"
-import { revokeMidway, storeContract } from "../contract/Store.js"
+import { expiredRetention, Store, StoreError } from "../../src/Store.js"
+import { storeContract } from "../contract/Store.js"
 import { makeEntry } from "../support/entry.js"
 import { RedisClusterTest } from "../support/redis.js"
+import {
+  call,
+  type Data,
+  expectClearAllWins,
+  expectListed,
+  freePort,
+  liveTest,
+  newKey,
+  newUser,
+  sessionsOn,
+  view
+} from "../support/redisStore.js"
 
 const uniquePrefix = () => `test-${Crypto.randomBytes(6).toString("hex")}:`
 
@@ -79,15 +76,7 @@ const env = ManagedRuntime.make(
 beforeAll(() => env.runtime(), 60_000)
 afterAll(() => env.dispose(), 60_000)
 
-const test = (title: string, self: () => Effect.Effect<void, unknown, Env | Scope.Scope>, timeout?: number) =>
-  it.live(
-    title,
-    () => Effect.flatMap(env.runtimeEffect, (rt) => Effect.scoped(Effect.provide(self(), rt.context))),
-    timeout
-  )
-
-const call = (client: Redis | Cluster, command: string, ...args: Array<string | number>) =>
-  Effect.promise(() => client.call(command, ...args))
+const test = liveTest(env)
 
 // -----------------------------------------------------------------------------
 // the contract
@@ -140,8 +129,6 @@ const callsByNode = (nodes: ReadonlyArray<string>, command: string) =>
       (client) => Effect.promise(() => client.quit().catch(() => client.disconnect()))
     )).pipe(Effect.map((pairs) => new Map(pairs)))
 
-const randomUser = () => `u${Crypto.randomBytes(16).toString("base64url")}`
-
 describe("Redis Cluster store: layout and replicas", () => {
   test("every user is one hash in one slot, and users spread over the masters", () =>
     Effect.gen(function*() {
@@ -151,7 +138,7 @@ describe("Redis Cluster store: layout and replicas", () => {
       const ownerOf = yield* slotOwners(node)
       const owners = new Set<string>()
       for (let i = 0; i < 24; i++) {
-        const user = randomUser()
+        const user = newUser()
         for (let j = 0; j < 3; j++) {
           expect(yield* store.save({ user, session: `s${j}` }, entry, "create")).toBe(true)
         }
@@ -183,7 +170,7 @@ describe("Redis Cluster store: layout and replicas", () => {
       })
       const seen = new Set<string>()
       for (let i = 0; i < 6; i++) {
-        const user = randomUser()
+        const user = newUser()
         const owner = ownerOf(Number(yield* call(node, "CLUSTER", "KEYSLOT", `${prefix}{${user}}`)))!
         seen.add(owner)
         for (const session of ["a", "b", "c"]) yield* none.save({ user, session }, entry, "create")
@@ -218,21 +205,7 @@ describe("Redis Cluster store: layout and replicas", () => {
 const withEnv = (entries: ReadonlyArray<readonly [string, string]>) =>
   Effect.withConfigProvider(ConfigProvider.fromMap(new Map(entries)))
 
-const newKey = (): Key => ({
-  user: `u${Crypto.randomBytes(16).toString("base64url")}`,
-  session: `s${Crypto.randomBytes(16).toString("base64url")}`
-})
-
 const entry = makeEntry({ userId: "u", createdAt: 0, expiresAt: Date.UTC(2100, 0, 1), data: null })
-
-/** A loopback port nothing listens on (bound, then released). */
-const freePort = Effect.async<number>((resume) => {
-  const server = Net.createServer()
-  server.listen({ host: "127.0.0.1", port: 0 }, () => {
-    const port = (server.address() as Net.AddressInfo).port
-    server.close(() => resume(Effect.succeed(port)))
-  })
-})
 
 describe("Redis Cluster store: layers", () => {
   test("the layer warns when any master has an evicting maxmemory-policy", () =>
@@ -310,31 +283,6 @@ describe("Redis Cluster store: layers", () => {
 // the Sessions service on the cluster
 // -----------------------------------------------------------------------------
 
-const Data = Schema.Struct({ csrf: Schema.String, visits: Schema.NumberFromString })
-type Data = typeof Data.Type
-
-class AppSession extends Session.Tag<AppSession>()("test/layers/RedisCluster/AppSession", { data: Data }) {}
-
-const view = (session: Session.SessionInfo<Data>) => ({
-  key: session.key,
-  userId: session.userId,
-  createdAt: session.createdAt.epochMillis,
-  expiresAt: session.expiresAt.epochMillis,
-  data: session.data
-})
-
-/** `list` answers oldest first; sessions created in the same millisecond may come in either order. */
-const expectListed = (
-  listed: ReadonlyArray<Session.SessionInfo<Data>>,
-  expected: ReadonlyArray<Session.SessionInfo<Data>>
-) => {
-  const bySession = (views: ReadonlyArray<ReturnType<typeof view>>) =>
-    [...views].sort((a, b) => a.key.session < b.key.session ? -1 : 1)
-  expect(bySession(listed.map(view))).toEqual(bySession(expected.map(view)))
-  const created = listed.map((session) => session.createdAt.epochMillis)
-  expect(created).toEqual([...created].sort((a, b) => a - b))
-}
-
 const retention = Duration.toMillis(expiredRetention)
 
 /** The sessions service on its own cluster store (fresh prefix) and a fresh signing key. */
@@ -342,22 +290,8 @@ const makeSessions = (ttl: Duration.DurationInput = "1 hour") =>
   Effect.gen(function*() {
     const { node, nodes, raw } = yield* Env
     const prefix = uniquePrefix()
-    const context = yield* Layer.build(
-      Session.layer(AppSession, { ttl }).pipe(
-        Layer.provide(
-          Layer.merge(
-            RedisStore.layerCluster({ nodes, prefix }),
-            Auth.layer({ keys: [Redacted.make(Auth.randomId(48))] })
-          )
-        )
-      )
-    )
-    return {
-      sessions: Context.get(context, AppSession),
-      raw,
-      node,
-      userKey: (user: string) => `${prefix}{${user}}`
-    }
+    const sessions = yield* sessionsOn(RedisStore.layerCluster({ nodes, prefix }), ttl)
+    return { sessions, raw, node, userKey: (user: string) => `${prefix}{${user}}` }
   })
 
 describe("Redis Cluster store: Sessions end to end", () => {
@@ -437,24 +371,5 @@ describe("Redis Cluster store: Sessions end to end", () => {
   )
 
   test("a token issued before clearAll was called never validates after it", () =>
-    Effect.gen(function*() {
-      const { sessions } = yield* makeSessions()
-      const total = 120
-      for (let round = 0; round < 3; round++) {
-        const userId = `user-${round}-${Crypto.randomBytes(8).toString("hex")}`
-        const { before, results, revoked: cleared } = yield* revokeMidway({
-          total,
-          create: () => sessions.issue(userId, { csrf: "c", visits: round }),
-          revoke: sessions.clearAll(userId)
-        })
-        for (const i of before) expect((yield* Effect.flip(sessions.get(results[i]!.token)))._tag).toBe("NotFound")
-        const valid = yield* Effect.forEach(results, ({ token }) => Effect.option(sessions.get(token)))
-        const survivors = valid.filter(Option.isSome).length
-        expect(cleared).toBeGreaterThanOrEqual(before.length)
-        expect(cleared + survivors).toBe(total)
-        expect(survivors).toBeGreaterThan(0)
-        expect(yield* sessions.list(userId)).toHaveLength(survivors)
-        expect(yield* sessions.clearAll(userId)).toBe(survivors)
-      }
-    }))
+    Effect.flatMap(makeSessions(), ({ sessions }) => expectClearAllWins(sessions)))
 })
