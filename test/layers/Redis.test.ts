@@ -41,8 +41,8 @@ import {
   Store,
   StoreError
 } from "../../src/Store.js"
-import { revokeMidway, storeContract } from "../contract/Store.js"
-import { makeEntry as completeEntry, nextVersion } from "../support/entry.js"
+import * as StoreContract from "../../src/testing/StoreContract.js"
+import { makeEntry as completeEntry, nextVersion, revokeMidway } from "../../src/testing/StoreContract.js"
 import { rawClient, RedisTest, startRedis } from "../support/redis.js"
 
 // -----------------------------------------------------------------------------
@@ -94,10 +94,10 @@ const fileStore = (options: Omit<RedisStore.SingleOptions, "url" | "prefix"> = {
       RedisStore.layer({ url: Context.get(rt.context, Env).url, prefix: uniquePrefix(), ...options }))
   )
 
-storeContract("redis", fileStore())
-storeContract("redis (no auto-pipelining)", fileStore({ autoPipelining: false }))
+StoreContract.suite("redis", fileStore())
+StoreContract.suite("redis (no auto-pipelining)", fileStore({ autoPipelining: false }))
 // every revocation through the WAIT pipeline on the revocation connection (no replica needed for 0)
-storeContract("redis (waitForReplicas 0)", fileStore({ waitForReplicas: { replicas: 0, timeout: "1 second" } }))
+StoreContract.suite("redis (waitForReplicas 0)", fileStore({ waitForReplicas: { replicas: 0, timeout: "1 second" } }))
 
 const test = (title: string, self: () => Effect.Effect<void, unknown, Env | Scope.Scope>, timeout?: number) =>
   it.live(

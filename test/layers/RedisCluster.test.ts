@@ -29,8 +29,8 @@ import * as Auth from "../../src/Auth.js"
 import * as RedisStore from "../../src/layers/Redis.js"
 import * as Session from "../../src/Session.js"
 import { expiredRetention, type Key, Store, StoreError } from "../../src/Store.js"
-import { revokeMidway, storeContract } from "../contract/Store.js"
-import { makeEntry } from "../support/entry.js"
+import * as StoreContract from "../../src/testing/StoreContract.js"
+import { makeEntry, revokeMidway } from "../../src/testing/StoreContract.js"
 import { RedisClusterTest } from "../support/redis.js"
 
 const uniquePrefix = () => `test-${Crypto.randomBytes(6).toString("hex")}:`
@@ -101,9 +101,9 @@ const clusterStore = (options: Omit<RedisStore.ClusterConnectionOptions, "nodes"
     )
   )
 
-storeContract("redis cluster", clusterStore())
+StoreContract.suite("redis cluster", clusterStore())
 // revocations as a pipeline (the script, then WAIT) on a second Cluster client: routed to the user's node
-storeContract(
+StoreContract.suite(
   "redis cluster (waitForReplicas 0)",
   clusterStore({ waitForReplicas: { replicas: 0, timeout: "1 second" } })
 )
