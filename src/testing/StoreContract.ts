@@ -121,7 +121,8 @@ export const run = <E>(
   Effect.provide(self.effect, layer).pipe(
     Effect.timeoutFail({
       duration: self.timeout,
-      onTimeout: () => new ContractViolation({ message: `did not complete within ${self.timeout} ms` })
+      onTimeout: () =>
+        new ContractViolation({ message: `did not complete within ${self.timeout} ms`, about: "the case's duration" })
     }),
     Effect.exit,
     Effect.withClock(Clock.make())
@@ -130,7 +131,7 @@ export const run = <E>(
 /** Fails the test with vitest's diff of what the case compared, else with the violation itself. */
 const report = (violation: ContractViolation) =>
   Effect.sync(() => {
-    if ("expected" in violation) Vitest.expect(violation.actual, violation.message).toEqual(violation.expected)
+    if ("expected" in violation) Vitest.expect(violation.actual, violation.about).toEqual(violation.expected)
     throw violation
   })
 

@@ -10,14 +10,15 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 
 /**
- * A store answered what its contract forbids. `expected` and `actual` are the values compared, when the
- * case compared two.
+ * A store answered what its contract forbids. `about` names what the case checked; `expected` and `actual`
+ * are the values compared, when the case compared two.
  *
  * @since 0.1.0
  * @category errors
  */
 export class ContractViolation extends Data.TaggedError("ContractViolation")<{
   readonly message: string
+  readonly about: string
   readonly expected?: unknown
   readonly actual?: unknown
 }> {}
@@ -66,6 +67,7 @@ export const equal = (actual: unknown, expected: unknown, what = "the store's an
   equivalent(actual, expected) ? Effect.void : Effect.fail(
     new ContractViolation({
       message: `${what}: expected ${show(expected)}, got ${show(actual)}`,
+      about: what,
       expected,
       actual
     })
@@ -78,7 +80,7 @@ export const equal = (actual: unknown, expected: unknown, what = "the store's an
  * @category assertions
  */
 export const ok = (condition: boolean, what: string): Effect.Effect<void, ContractViolation> =>
-  condition ? Effect.void : Effect.fail(new ContractViolation({ message: `expected ${what}` }))
+  condition ? Effect.void : Effect.fail(new ContractViolation({ message: `expected ${what}`, about: what }))
 
 /**
  * The value of an answer that must be there.
@@ -89,4 +91,4 @@ export const ok = (condition: boolean, what: string): Effect.Effect<void, Contra
 export const present = <A>(option: Option.Option<A>, what = "the entry"): Effect.Effect<A, ContractViolation> =>
   Option.isSome(option)
     ? Effect.succeed(option.value)
-    : Effect.fail(new ContractViolation({ message: `expected ${what} to be answered, got none` }))
+    : Effect.fail(new ContractViolation({ message: `expected ${what} to be answered, got none`, about: what }))
