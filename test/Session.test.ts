@@ -23,7 +23,7 @@ import * as Memory from "../src/layers/Memory.js"
 import * as SessionsTest from "../src/layers/Test.js"
 import * as Session from "../src/Session.js"
 import { type Entry, Store } from "../src/Store.js"
-import { makeEntry } from "./support/entry.js"
+import { makeEntry } from "../src/testing/StoreContract.js"
 import { makeId } from "./support/ids.js"
 
 // Session data with transformations, so that the stored (encoded) form differs from the decoded one.

@@ -159,11 +159,35 @@ for (const name of JSON.parse(process.argv[2])) await import("effect-sessions/" 
 await import("effect-sessions/dist/Session.js").then(() => console.log("dist/Session.js exported"), (e) => console.log(e.code))
 `
     )
-    // `internal/` is machinery the public modules share: shipped (the maps point at it), never exported
-    const publicModules = sourceModules().filter((name) => !name.startsWith("internal/"))
+    // `internal/` is machinery the public modules share: shipped (the maps point at it), never exported;
+    // `testing/StoreContract` registers vitest tests, so it loads under vitest only (the next test runs it)
+    const publicModules = sourceModules().filter((name) =>
+      !name.startsWith("internal/") && name !== "testing/StoreContract"
+    )
     const { stdout } = await run(process.execPath, ["index.mjs", JSON.stringify(publicModules)], consumer, 30_000)
     expect(stdout).toBe("user-42 admin\nERR_PACKAGE_PATH_NOT_EXPORTED\n")
   })
+
+  it("runs the shipped Store contract under the consumer's own vitest", async () => {
+    Fs.writeFileSync(
+      Path.join(consumer, "store.test.ts"),
+      `import * as Memory from "effect-sessions/layers/Memory"
+import * as StoreContract from "effect-sessions/testing/StoreContract"
+
+// one clause is enough to show that the suite loads and runs from the package
+StoreContract.suite("memory", Memory.layer(), {
+  cases: StoreContract.cases.filter((c) => c.clause === "fetch, save and delete")
+})
+`
+    )
+    const cases = String(
+      (await import("../src/testing/StoreContract.js")).cases.filter((c) => c.clause === "fetch, save and delete")
+        .length
+    )
+    const vitest = Path.join(consumer, "node_modules", "vitest", "vitest.mjs")
+    const { stdout } = await run(process.execPath, [vitest, "run", "store.test.ts"], consumer, 60_000)
+    expect(stdout.replace(/\u001b\[[0-9;]*m/g, "")).toMatch(new RegExp(`Tests\\s+${cases} passed \\(${cases}\\)`))
+  }, 60_000)
 
   it("type-checks a strict TypeScript consumer against its declarations", async () => {
     Fs.writeFileSync(
@@ -222,5 +246,35 @@ export const AppHttp = SessionHttp.make(AppSession)
     // type-checking Effect's declarations takes a consumer's tsc 10 to 20 s alone, several times that on a
     // loaded machine
     await run(process.execPath, [tsc, "-p", "tsconfig.json"], consumer, 150_000)
+  }, 180_000)
+
+  it("type-checks a store author's contract test against its declarations", async () => {
+    // with skipLibCheck, as a project with vitest has it: checking vitest's own declarations (and vite's
+    // under them) takes a minute and says nothing about this package
+    Fs.writeFileSync(
+      Path.join(consumer, "tsconfig.testing.json"),
+      JSON.stringify({
+        extends: "./tsconfig.json",
+        compilerOptions: { skipLibCheck: true },
+        files: ["contract.test.ts"]
+      })
+    )
+    Fs.writeFileSync(
+      Path.join(consumer, "contract.test.ts"),
+      `import * as Effect from "effect/Effect"
+import * as Memory from "effect-sessions/layers/Memory"
+import * as StoreContract from "effect-sessions/testing/StoreContract"
+
+StoreContract.suite("memory", Memory.layer())
+
+// one case, run by hand: a failure with a ContractViolation means the store broke the case's clause
+export const one: Effect.Effect<boolean> = Effect.map(
+  StoreContract.run(StoreContract.cases[0]!, Memory.layer()),
+  (exit) => exit._tag === "Success"
+)
+export const clause: StoreContract.Clause = StoreContract.cases[0]!.clause
+`
+    )
+    await run(process.execPath, [tsc, "-p", "tsconfig.testing.json"], consumer, 150_000)
   }, 180_000)
 })

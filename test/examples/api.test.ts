@@ -2,7 +2,7 @@
  * examples/api.ts over real sockets, with `fetch` as the client: the page and its script, login, `me`,
  * the session list, logout, revocation, "log out everywhere", the CSRF check and the OpenAPI document.
  *
- * One server for the whole file (one `layer(...)` block, see the header of test/contract/Store.ts), on the
+ * One server for the whole file (one `layer(...)` block, see the header of src/testing/StoreContract.ts), on the
  * live clock: the client is a real one. Every test logs in its own users, so the tests do not depend on
  * each other.
  */

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Duration, Either, FastCheck as fc } from "effect"
 import * as Lifetime from "../../src/internal/lifetime.js"
-import { makeEntry } from "../support/entry.js"
+import { makeEntry } from "../../src/testing/StoreContract.js"
 
 const defaults = { ttl: Duration.days(3), renewalGrace: Duration.minutes(1) }
 

@@ -9,8 +9,8 @@ import * as Auth from "../../src/Auth.js"
 import * as SessionsConfig from "../../src/layers/Config.js"
 import * as Session from "../../src/Session.js"
 import { Store } from "../../src/Store.js"
+import { makeEntry } from "../../src/testing/StoreContract.js"
 import * as Transport from "../../src/Transport.js"
-import { makeEntry } from "../support/entry.js"
 import { startRedis } from "../support/redis.js"
 
 class AppSession extends Session.Tag<AppSession>()("test/ConfigStack", {

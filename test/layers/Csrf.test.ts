@@ -2,7 +2,7 @@
  * The CSRF middleware and the synchronizer-token helpers, end to end over `NodeHttpServer.layerTest`.
  *
  * Two servers, each built once in a `ManagedRuntime` (not with @effect/vitest's `layer(...)`, which in 0.30
- * rebinds `it.effect` for the rest of the file; see test/contract/Store.ts):
+ * rebinds `it.effect` for the rest of the file; see src/testing/StoreContract.ts):
  *
  * - `Served`: an app that answers 200 to every method, served as `HttpServer.serve(app, Csrf.middleware())`,
  *   for the default rules;

@@ -4,7 +4,7 @@
  * the OpenAPI document of that API; and a bearer-token variant on the header transport.
  *
  * Every test builds its own server (`Effect.provide(layer)` per test rather than @effect/vitest's
- * `layer(...)`, see the header of test/contract/Store.ts), so each one has a fresh store and its own
+ * `layer(...)`, see the header of src/testing/StoreContract.ts), so each one has a fresh store and its own
  * TestClock, which the server's request fibers share.
  */
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"

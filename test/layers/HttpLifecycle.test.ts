@@ -4,7 +4,7 @@
  * what `list` shows of it, revocation (`revoke`, `clearOthers`, `clearAll`), and the store-outage policy.
  *
  * Every test builds its own server (`Effect.provide(layer)` per test rather than @effect/vitest's
- * `layer(...)`, see the header of test/contract/Store.ts), so each one has a fresh store and its own
+ * `layer(...)`, see the header of src/testing/StoreContract.ts), so each one has a fresh store and its own
  * TestClock, which the server's request fibers share.
  */
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"

@@ -2,11 +2,11 @@ import { describe, expect, it } from "@effect/vitest"
 import { ConfigError, ConfigProvider, Duration, Effect, Option, TestClock } from "effect"
 import * as Memory from "../../src/layers/Memory.js"
 import { type Entry, expiredRetention, type Key, Store, StoreError } from "../../src/Store.js"
-import { storeContract } from "../contract/Store.js"
-import { makeEntry } from "../support/entry.js"
+import * as StoreContract from "../../src/testing/StoreContract.js"
+import { makeEntry } from "../../src/testing/StoreContract.js"
 
-storeContract("memory", Memory.layer())
-storeContract(
+StoreContract.suite("memory", Memory.layer())
+StoreContract.suite(
   "memory (capacity 320, evictOldest: evicts during the suite, above any one test)",
   Memory.layer({ capacity: 320, whenFull: "evictOldest" })
 )

@@ -8,7 +8,7 @@
  * One server serves the whole file (`REDIS_URL` when set); every test writes under its own key prefix or
  * random users, so tests need no flushing. The outage test starts its own server, to stop and restart it.
  * Shared resources live in `ManagedRuntime`s rather than @effect/vitest's `layer(...)` (see the header of
- * test/contract/Store.ts), and every test runs with `it.live`: Redis expires keys by its own clock.
+ * src/testing/StoreContract.ts), and every test runs with `it.live`: Redis expires keys by its own clock.
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import {
@@ -32,8 +32,8 @@ import { parseId, secretDigest } from "../../src/internal/ids.js"
 import * as RedisStore from "../../src/layers/Redis.js"
 import * as Session from "../../src/Session.js"
 import { encodeEntry, type Entry, expiredRetention, maxEncodedLength, Store, StoreError } from "../../src/Store.js"
-import { storeContract } from "../contract/Store.js"
-import { makeEntry as completeEntry, nextVersion } from "../support/entry.js"
+import * as StoreContract from "../../src/testing/StoreContract.js"
+import { makeEntry as completeEntry, nextVersion } from "../../src/testing/StoreContract.js"
 import { rawClient, RedisTest, startRedis } from "../support/redis.js"
 import {
   call,
@@ -98,10 +98,10 @@ const fileStore = (options: Omit<RedisStore.SingleOptions, "url" | "prefix"> = {
       RedisStore.layer({ url: Context.get(rt.context, Env).url, prefix: uniquePrefix(), ...options }))
   )
 
-storeContract("redis", fileStore())
-storeContract("redis (no auto-pipelining)", fileStore({ autoPipelining: false }))
+StoreContract.suite("redis", fileStore())
+StoreContract.suite("redis (no auto-pipelining)", fileStore({ autoPipelining: false }))
 // every revocation through the WAIT pipeline on the revocation connection (no replica needed for 0)
-storeContract("redis (waitForReplicas 0)", fileStore({ waitForReplicas: { replicas: 0, timeout: "1 second" } }))
+StoreContract.suite("redis (waitForReplicas 0)", fileStore({ waitForReplicas: { replicas: 0, timeout: "1 second" } }))
 
 const test = liveTest(env)
 

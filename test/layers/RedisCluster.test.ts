@@ -5,7 +5,7 @@
  * `Sessions` service end to end with many users spread over the slots.
  *
  * The cluster lives in a `ManagedRuntime` rather than @effect/vitest's `layer(...)` (see the header of
- * test/contract/Store.ts); tests run with `it.live`, since Redis expires keys by its own clock.
+ * src/testing/StoreContract.ts); tests run with `it.live`, since Redis expires keys by its own clock.
  */
 import { afterAll, beforeAll, describe, expect } from "@effect/vitest"
 import { ConfigError, ConfigProvider, Context, Duration, Effect, Layer, Logger, ManagedRuntime, Option } from "effect"
@@ -14,8 +14,8 @@ import * as Crypto from "node:crypto"
 import * as RedisStore from "../../src/layers/Redis.js"
 import * as Session from "../../src/Session.js"
 import { expiredRetention, Store, StoreError } from "../../src/Store.js"
-import { storeContract } from "../contract/Store.js"
-import { makeEntry } from "../support/entry.js"
+import * as StoreContract from "../../src/testing/StoreContract.js"
+import { makeEntry } from "../../src/testing/StoreContract.js"
 import { RedisClusterTest } from "../support/redis.js"
 import {
   call,
@@ -90,9 +90,9 @@ const clusterStore = (options: Omit<RedisStore.ClusterConnectionOptions, "nodes"
     )
   )
 
-storeContract("redis cluster", clusterStore())
+StoreContract.suite("redis cluster", clusterStore())
 // revocations as a pipeline (the script, then WAIT) on a second Cluster client: routed to the user's node
-storeContract(
+StoreContract.suite(
   "redis cluster (waitForReplicas 0)",
   clusterStore({ waitForReplicas: { replicas: 0, timeout: "1 second" } })
 )

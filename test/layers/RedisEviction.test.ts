@@ -13,7 +13,7 @@ import { Context, Effect, Layer, Logger, Option, Schedule } from "effect"
 import * as Crypto from "node:crypto"
 import * as RedisStore from "../../src/layers/Redis.js"
 import { type Entry, type Key, Store } from "../../src/Store.js"
-import { makeEntry } from "../support/entry.js"
+import { makeEntry } from "../../src/testing/StoreContract.js"
 import { rawClient as rawRedis, type RedisServer, startRedis } from "../support/redis.js"
 
 const part = () => Crypto.randomBytes(16).toString("base64url")

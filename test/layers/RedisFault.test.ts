@@ -37,8 +37,8 @@ import * as SessionHttp from "../../src/layers/Http.js"
 import * as Redis from "../../src/layers/Redis.js"
 import * as Session from "../../src/Session.js"
 import { Store, StoreError } from "../../src/Store.js"
+import { makeEntry } from "../../src/testing/StoreContract.js"
 import * as Transport from "../../src/Transport.js"
-import { makeEntry } from "../support/entry.js"
 import { rawClient, type RedisServer, startRedis } from "../support/redis.js"
 
 class AppSession extends Session.Tag<AppSession>()("test/RedisFault/AppSession", {

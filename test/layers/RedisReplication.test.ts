@@ -11,7 +11,7 @@ import { Context, Duration, Effect, Layer, Option } from "effect"
 import * as Crypto from "node:crypto"
 import * as RedisStore from "../../src/layers/Redis.js"
 import { type Key, Store, StoreError } from "../../src/Store.js"
-import { makeEntry } from "../support/entry.js"
+import { makeEntry } from "../../src/testing/StoreContract.js"
 import { rawClient as rawRedis, type RedisServer, startRedis, startReplica } from "../support/redis.js"
 
 const part = () => Crypto.randomBytes(16).toString("base64url")

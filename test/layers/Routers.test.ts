@@ -6,7 +6,7 @@
  *
  * The same client script runs against each: login sets the cookie, the protected route answers 200 with it
  * and 401 without it (or with a forged one, whose cookie is expired), logout expires the cookie, and a
- * store outage answers 503. Every test builds its own server (see the header of test/contract/Store.ts).
+ * store outage answers 503. Every test builds its own server (see the header of src/testing/StoreContract.ts).
  */
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as HttpClient from "@effect/platform/HttpClient"

@@ -5,7 +5,7 @@
  *
  * Each `store` is a new store over a fresh key prefix (Redis) or a new map (memory), so tests need no
  * flushing. The servers live in a `ManagedRuntime` rather than @effect/vitest's `layer(...)` (see the
- * header of test/contract/Store.ts).
+ * header of src/testing/StoreContract.ts).
  */
 import { afterAll, beforeAll } from "@effect/vitest"
 import { Context, Effect, Layer, ManagedRuntime, type Scope } from "effect"

@@ -21,7 +21,7 @@ import * as Net from "node:net"
 import * as Auth from "../../src/Auth.js"
 import * as Session from "../../src/Session.js"
 import type { Key, Store } from "../../src/Store.js"
-import { revokeMidway } from "../contract/Store.js"
+import { revokeMidway } from "../../src/testing/StoreContract.js"
 
 /**
  * `it.live` in the context of a file's runtime (its servers and clients), with a scope: every test runs
