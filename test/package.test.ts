@@ -11,21 +11,13 @@
  * (`npm install <tarball> --offline` would need package metadata that `npm ci` does not cache.)
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
 import { builtinModules } from "node:module"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import { fileURLToPath } from "node:url"
-import { promisify } from "node:util"
+import { pack, repo, run } from "./support/pack.js"
 
-const execFile = promisify(ChildProcess.execFile)
-
-const repo = fileURLToPath(new URL("..", import.meta.url))
 const tsc = Path.join(repo, "node_modules", "typescript", "bin", "tsc")
-
-// What a user's checkout of the repository would not hand to `npm pack`: installs, git, build output, caches.
-const notCopied = new Set(["node_modules", ".git", "dist", ".vitest"])
 
 let tmp: string
 let consumer: string
@@ -34,14 +26,6 @@ let packed: {
   readonly dependencies?: Record<string, string>
   readonly peerDependencies?: Record<string, string>
 }
-
-const run = (file: string, args: ReadonlyArray<string>, cwd: string, timeout = 60_000) =>
-  execFile(file, args, { cwd, timeout, maxBuffer: 16 * 1024 * 1024 }).catch((error: unknown) => {
-    const { stdout, stderr } = error as { stdout?: string; stderr?: string }
-    throw new Error(`${Path.basename(file)} ${args.join(" ")} failed:\n${stdout ?? ""}\n${stderr ?? ""}`, {
-      cause: error
-    })
-  })
 
 // The public module names: `Session`, `layers/Memory`, ... (one per `.ts` file under `src/`).
 const sourceModules = (dir = Path.join(repo, "src"), prefix = ""): Array<string> =>
@@ -64,17 +48,7 @@ const linkDependency = (name: string) => {
 
 beforeAll(async () => {
   tmp = Fs.mkdtempSync(Path.join(Os.tmpdir(), "effect-sessions-pack-"))
-  const checkout = Path.join(tmp, "checkout")
-  Fs.cpSync(repo, checkout, {
-    recursive: true,
-    filter: (source) => !notCopied.has(Path.relative(repo, source).split(Path.sep)[0]!)
-  })
-  Fs.symlinkSync(Path.join(repo, "node_modules"), Path.join(checkout, "node_modules"), "junction")
-
-  await run("npm", ["pack", "--pack-destination", tmp, "--loglevel=error"], checkout)
-  const tarballs = Fs.readdirSync(tmp).filter((name) => name.endsWith(".tgz"))
-  expect(tarballs).toHaveLength(1)
-  const tarball = Path.join(tmp, tarballs[0]!)
+  const tarball = await pack(tmp)
 
   const { stdout } = await run("tar", ["-tzf", tarball], tmp)
   tarballFiles = stdout.split("\n").filter((line) => line !== "").map((line) => line.replace(/^package\//, ""))
