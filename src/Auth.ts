@@ -100,7 +100,7 @@ export class Auth extends Context.Tag("effect-sessions/Auth")<Auth, AuthService>
  * @since 0.1.0
  * @category errors
  */
-export class BadSignature extends HttpError.TaggedError<BadSignature>("effect-sessions/BadSignature")(
+export class BadSignature extends HttpError.TaggedError<BadSignature>("EffectSessionsBadSignature")(
   "BadSignature",
   { reason: Schema.Literal("Malformed", "Signature") },
   { status: 401 }

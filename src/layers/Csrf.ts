@@ -59,7 +59,7 @@ import type { Session } from "../Session.js"
  * @since 0.1.0
  * @category errors
  */
-export class CsrfRejected extends HttpError.TaggedError<CsrfRejected>("effect-sessions/CsrfRejected")(
+export class CsrfRejected extends HttpError.TaggedError<CsrfRejected>("EffectSessionsCsrfRejected")(
   "CsrfRejected",
   { reason: Schema.Literal("CrossSite", "OriginMismatch", "MissingOrigin", "TokenMismatch") },
   { status: 403 }
