@@ -29,7 +29,9 @@
  *   OpenAPI document (`OpenApi.fromApi`).
  * - `AppApi.Session` is the tag it provides: a guarded endpoint always has a session, `Session<A>`, not an
  *   `Option`.
- * - `AppApi.layer` implements the middleware on the sessions service and the `Transport` in context (or
+ * - `AppApi.Optional` is the middleware of public endpoints that a session personalises: it never answers
+ *   401, and provides the request's session or none as the tag's `Current` (`yield* AppApi.current`).
+ * - `AppApi.layer` implements both middlewares on the sessions service and the `Transport` in context (or
  *   the tag `transportTag` names); its build fails when another session type reads through that transport.
  * - `AppApi.issue`, `extend`, `rotate`, `update`, `clear`, `clearAll` are the operations of
  *   `SessionHttp.make`: they put the token on the response (or expire it) from inside an `HttpApi`
@@ -112,26 +114,25 @@ export type MiddlewareTypeId = typeof MiddlewareTypeId
  * @since 0.1.0
  * @category models
  */
-export interface Middleware<Self> {
+export interface Middleware<Self>
+  extends MiddlewareIdentifier<Authenticated<Self>, SessionHttp.Unauthorized | StoreError>
+{
   readonly [MiddlewareTypeId]: Self
-  readonly [HttpApiMiddleware.TypeId]: {
-    readonly provides: Authenticated<Self>
-    readonly failure: SessionHttp.Unauthorized | StoreError
-    readonly failureContext: never
-  }
 }
 
 /**
+ * What `HttpApiBuilder` reads off a middleware's identifier: what it provides and fails with.
+ *
  * @since 0.1.0
- * @category type ids
+ * @category models
  */
-export const OptionalMiddlewareTypeId: unique symbol = Symbol.for("effect-sessions/HttpApi/OptionalMiddleware")
-
-/**
- * @since 0.1.0
- * @category type ids
- */
-export type OptionalMiddlewareTypeId = typeof OptionalMiddlewareTypeId
+export interface MiddlewareIdentifier<Provides, Failure> {
+  readonly [HttpApiMiddleware.TypeId]: {
+    readonly provides: Provides
+    readonly failure: Failure
+    readonly failureContext: never
+  }
+}
 
 /**
  * The identifier of the optional-session `HttpApiMiddleware` of the sessions service `Self`
@@ -141,13 +142,8 @@ export type OptionalMiddlewareTypeId = typeof OptionalMiddlewareTypeId
  * @since 0.1.0
  * @category models
  */
-export interface OptionalMiddleware<Self> {
-  readonly [OptionalMiddlewareTypeId]: Self
-  readonly [HttpApiMiddleware.TypeId]: {
-    readonly provides: CurrentSession<Self>
-    readonly failure: StoreError
-    readonly failureContext: never
-  }
+export interface OptionalMiddleware<Self> extends MiddlewareIdentifier<CurrentSession<Self>, StoreError> {
+  readonly [MiddlewareTypeId]: { readonly optional: Self }
 }
 
 /**
