@@ -16,7 +16,7 @@
  *
  * Every `/api` endpoint but `login` is guarded by the `SessionApi` middleware: it answers 401 without a valid
  * session and 503 (with `Retry-After`) when the store is down. State-changing requests coming from another
- * site are refused with 403 by `Csrf.middleware()`; the page's own requests are same-origin.
+ * site are refused with 403 by `Csrf.httpApiMiddleware()`; the page's own requests are same-origin.
  *
  * ```sh
  * npm run example:api          # http://127.0.0.1:3001
@@ -248,9 +248,9 @@ const StoreLive = Layer.unwrapEffect(
  * that tests can look at it); nothing listens until it is built.
  */
 export const layer = (listen: { readonly port: number; readonly host: string }) =>
-  HttpApiBuilder.serve().pipe(
+  // Cross-site writes are refused with 403 (the `CsrfRejected` the API declares, so the document shows it).
+  HttpApiBuilder.serve(Csrf.httpApiMiddleware()).pipe(
     Layer.provide(HttpApiBuilder.middlewareOpenApi()),
-    Layer.provide(HttpApiBuilder.middleware(Api, Csrf.middleware())),
     Layer.provide(PageLive),
     Layer.provide(HttpApiBuilder.api(Api).pipe(Layer.provide(HandlersLive))),
     Layer.provideMerge(Session.layerConfig(AppSession).pipe(Layer.provideMerge(Layer.merge(StoreLive, AuthLive)))),

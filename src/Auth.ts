@@ -15,12 +15,13 @@
  * @since 0.1.0
  */
 import * as Config from "effect/Config"
-import type * as ConfigError from "effect/ConfigError"
+import * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as Crypto from "node:crypto"
@@ -100,7 +101,7 @@ export class Auth extends Context.Tag("effect-sessions/Auth")<Auth, AuthService>
  * @since 0.1.0
  * @category errors
  */
-export class BadSignature extends HttpError.TaggedError<BadSignature>("effect-sessions/BadSignature")(
+export class BadSignature extends HttpError.TaggedError<BadSignature>("EffectSessionsBadSignature")(
   "BadSignature",
   { reason: Schema.Literal("Malformed", "Signature") },
   { status: 401 }
@@ -261,19 +262,39 @@ export const layerConfig = (
   Layer.effect(Auth, Effect.flatMap(Config.unwrap(config), make))
 
 /**
- * A `Config` for a comma-separated list of keys, newest first, as `Redacted` strings. An empty list or a
- * key shorter than {@link minimumKeyBytes} is a `ConfigError` that names the variable.
+ * A shell command that prints a fresh key of 64 random bytes, base64url-encoded (86 characters), which the
+ * errors of {@link keysConfig} name.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const makeKeyCommand = `node -e "console.log(require('crypto').randomBytes(64).toString('base64url'))"`
+
+const keysExpected =
+  `one or more signing keys, comma-separated and newest first, each at least ${minimumKeyBytes} bytes ` +
+  `(64 random bytes recommended); make one with: ${makeKeyCommand}`
+
+/**
+ * A `Config` for a comma-separated list of keys, newest first, as `Redacted` strings. An unset variable is
+ * a `ConfigError` (missing data, so that `Config.option` and `Config.withDefault` still apply) and an empty
+ * list or a key shorter than {@link minimumKeyBytes} one (invalid data); both name the variable, say what it
+ * must hold and how to make a key ({@link makeKeyCommand}), and show no key.
  *
  * @since 0.1.0
  * @category config
  */
 export const keysConfig = (name = "SESSION_KEYS"): Config.Config<ReadonlyArray<Redacted.Redacted<string>>> =>
-  // Validate inside `nested` so that the error's path names the variable.
-  Config.array(Config.redacted()).pipe(
-    Config.validate({
-      message: `expected a comma-separated list of keys of at least ${minimumKeyBytes} bytes each`,
-      validation: (keys) =>
-        keys.length > 0 && keys.every((key) => Buffer.byteLength(Redacted.value(key), "utf8") >= minimumKeyBytes)
+  // Decided inside `nested` so that the error's path names the variable. `Config.option` keeps an unset
+  // variable apart from a bad value, whose error would otherwise read `Missing data ... "<redacted>"`.
+  Config.option(Config.array(Config.redacted())).pipe(
+    Config.mapOrFail((keys) => {
+      if (Option.isNone(keys)) {
+        return Either.left(ConfigError.MissingData([], `${name} is not set: it must hold ${keysExpected}`))
+      }
+      return keys.value.length > 0 &&
+          keys.value.every((key) => Buffer.byteLength(Redacted.value(key), "utf8") >= minimumKeyBytes)
+        ? Either.right(keys.value)
+        : Either.left(ConfigError.InvalidData([], `expected ${keysExpected}`))
     }),
     Config.nested(name)
   )

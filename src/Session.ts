@@ -336,7 +336,7 @@ export interface Options {
  * @since 0.1.0
  * @category errors
  */
-export class NotFound extends HttpError.TaggedError<NotFound>("effect-sessions/NotFound")(
+export class NotFound extends HttpError.TaggedError<NotFound>("EffectSessionsNotFound")(
   "NotFound",
   {},
   { status: 401 }
@@ -352,7 +352,7 @@ export class NotFound extends HttpError.TaggedError<NotFound>("effect-sessions/N
  * @since 0.1.0
  * @category errors
  */
-export class Expired extends HttpError.TaggedError<Expired>("effect-sessions/Expired")(
+export class Expired extends HttpError.TaggedError<Expired>("EffectSessionsExpired")(
   "Expired",
   {},
   { status: 401 }
@@ -369,7 +369,7 @@ export class Expired extends HttpError.TaggedError<Expired>("effect-sessions/Exp
  * @since 0.1.0
  * @category errors
  */
-export class Conflict extends HttpError.TaggedError<Conflict>("effect-sessions/Conflict")(
+export class Conflict extends HttpError.TaggedError<Conflict>("EffectSessionsConflict")(
   "Conflict",
   {},
   { status: 409 }

@@ -174,7 +174,7 @@ export class Store extends Context.Tag("effect-sessions/Store")<Store, StoreServ
  * @since 0.1.0
  * @category errors
  */
-export class StoreError extends HttpError.TaggedError<StoreError>("effect-sessions/StoreError")(
+export class StoreError extends HttpError.TaggedError<StoreError>("EffectSessionsStoreError")(
   "StoreError",
   {
     reason: Schema.Literal("Unavailable", "Timeout", "Authentication", "Capacity", "Unknown"),

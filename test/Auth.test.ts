@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
-import { ConfigError, ConfigProvider, Effect, Either, FastCheck as fc, Layer, Redacted } from "effect"
+import { Config, ConfigError, ConfigProvider, Effect, Either, FastCheck as fc, Layer, Option, Redacted } from "effect"
+import * as ChildProcess from "node:child_process"
 import * as Auth from "../src/Auth.js"
 
 const newKey = () => Redacted.make(Auth.randomId(48))
@@ -327,10 +328,39 @@ describe("Auth", () => {
         }
       }))
 
-    it.effect("a missing SESSION_KEYS fails layerConfig with a ConfigError", () =>
+    // Before the fix: `(Missing data at SESSION_KEYS: "<redacted>")`.
+    it.effect("a missing SESSION_KEYS fails layerConfig with a ConfigError saying what is needed and how to make a key", () =>
       Effect.gen(function*() {
         const error = yield* Effect.flip(Auth.Auth.pipe(Effect.provide(Auth.layerConfig()), withEnv([])))
         expect(ConfigError.isConfigError(error)).toBe(true)
+        // still "missing", so that `Config.option` / `Config.withDefault` around it fall back as before
+        expect(ConfigError.isMissingDataOnly(error as ConfigError.ConfigError)).toBe(true)
+        const message = String(error)
+        expect(message).toContain("SESSION_KEYS is not set")
+        expect(message).toContain("at least 32 bytes")
+        expect(message).toContain("randomBytes(64).toString('base64url')")
+        expect(message).not.toContain("<redacted>")
+        const keys = yield* Config.option(Auth.keysConfig()).pipe(withEnv([]))
+        expect(keys).toEqual(Option.none())
+      }))
+
+    it.effect("the command the message gives makes a key that SESSION_KEYS accepts", () =>
+      Effect.gen(function*() {
+        const error = yield* Effect.flip(Auth.keysConfig().pipe(withEnv([])))
+        expect(String(error)).toContain(Auth.makeKeyCommand)
+        const script = /^node -e "(.+)"$/.exec(Auth.makeKeyCommand)![1]!
+        const key = ChildProcess.execFileSync(process.execPath, ["-e", script], { encoding: "utf8" }).trim()
+        expect(key).toMatch(/^[A-Za-z0-9_-]{86}$/)
+        const keys = yield* Auth.keysConfig().pipe(withEnv([["SESSION_KEYS", key]]))
+        expect(keys).toHaveLength(1)
+      }))
+
+    it.effect("a short key's error says how to make a key too, and shows no key", () =>
+      Effect.gen(function*() {
+        const error = yield* Effect.flip(Auth.keysConfig().pipe(withEnv([["SESSION_KEYS", "too-short-secret"]])))
+        expect(String(error)).toContain("SESSION_KEYS")
+        expect(String(error)).toContain("randomBytes(64)")
+        expect(String(error)).not.toContain("too-short-secret")
       }))
 
     it.effect("keysConfig reads another variable when named", () =>

@@ -2,6 +2,17 @@
  * The errors that cross HTTP, declared once: a `Schema.TaggedError` whose status is its HttpApiSchema
  * annotation, and whose `HttpServerRespondable` (what a plain HttpServer / HttpRouter app answers when
  * the error reaches it) is derived from that same annotation.
+ *
+ * A refusal (a 4xx: no session, a bad token, a cross-site request) is an answer, not a failure of the
+ * code, and the library allocates most of them once, at module load, so that refusing allocates nothing:
+ * the stack such an instance would carry points at the import that loaded the module, and a log of the
+ * 401 would send its reader there. Instances of a 4xx class carry as their `stack` only their name and
+ * message (Effect's `Cause.pretty` still adds the spans the error failed in). A 5xx (`StoreError`) keeps
+ * the stack of where it was made: it is a failure someone may need to trace.
+ *
+ * The identifier names the error's schema in an OpenAPI document (`components/schemas`): it carries no
+ * `/` (written `~1` there) and differs from `@effect/platform`'s `HttpApiError` identifiers, so
+ * `EffectSessions<Tag>`.
  */
 import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
 import * as HttpServerRespondable from "@effect/platform/HttpServerRespondable"
@@ -46,5 +57,20 @@ export const TaggedError = <Self>(identifier: string) =>
     writable: false,
     configurable: false
   })
-  return base as Class<Self, Tag, Fields>
+  return (options.status < 500 ? refusal(base) : base) as Class<Self, Tag, Fields>
 }
+
+// The class whose instances' `stack` is their first line only. Set once per instance, in the constructor
+// (after the fields, which a `message` getter may read), as V8 sets its own: non-enumerable and writable.
+const refusal = <C extends new(...args: Array<any>) => Error>(base: C): C =>
+  class Refusal extends base {
+    constructor(...args: Array<any>) {
+      super(...args)
+      Object.defineProperty(this, "stack", {
+        value: this.message === "" ? this.name : `${this.name}: ${this.message}`,
+        enumerable: false,
+        writable: true,
+        configurable: true
+      })
+    }
+  }

@@ -35,6 +35,7 @@
  */
 import type * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
@@ -59,7 +60,7 @@ import type { Session } from "../Session.js"
  * @since 0.1.0
  * @category errors
  */
-export class CsrfRejected extends HttpError.TaggedError<CsrfRejected>("effect-sessions/CsrfRejected")(
+export class CsrfRejected extends HttpError.TaggedError<CsrfRejected>("EffectSessionsCsrfRejected")(
   "CsrfRejected",
   { reason: Schema.Literal("CrossSite", "OriginMismatch", "MissingOrigin", "TokenMismatch") },
   { status: 403 }
@@ -210,6 +211,59 @@ const ownHost = (host: string | undefined, protocol: string): string | undefined
 export const middleware = (
   options: Options = {}
 ): <E, R>(app: HttpApp.Default<E, R>) => HttpApp.Default<E | CsrfRejected, R> => {
+  const check = checker(options, "Csrf.middleware")
+  return <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E | CsrfRejected, R> =>
+    Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+      const rejection = check(request)
+      return rejection === undefined ? app : Effect.fail<E | CsrfRejected>(rejection)
+    })
+}
+
+// What `HttpApi` answers for a `CsrfRejected` its API declares: the encoded error as JSON, with its 403.
+// One response per reason, made once: refusing allocates nothing.
+const encoded = Schema.encodeSync(CsrfRejected)
+const rejectedResponses = Object.fromEntries(
+  Object.entries(rejected).map(([reason, error]) => [
+    reason,
+    Effect.succeed(HttpServerResponse.unsafeJson(encoded(error), { status: 403 }))
+  ])
+) as Record<CsrfRejected["reason"], Effect.Effect<HttpServerResponse.HttpServerResponse>>
+
+/**
+ * {@link middleware} for an `HttpApi` app, in one line:
+ *
+ * ```ts
+ * HttpApiBuilder.serve(Csrf.httpApiMiddleware())
+ * ```
+ *
+ * `HttpApiBuilder.serve` takes only a middleware that adds no error, so this one answers a refused request
+ * itself, with the response an `HttpApi` gives a `CsrfRejected` it declares: 403 and the encoded error,
+ * `{"_tag":"CsrfRejected","reason":"CrossSite"}`. The checks and the options are {@link middleware}'s; it
+ * covers everything the server serves (the API and `HttpApiBuilder.Router` routes alike), and works as well
+ * with `HttpServer.serve(app, Csrf.httpApiMiddleware())`. Add `CsrfRejected` to the API
+ * (`.addError(Csrf.CsrfRejected)`) for the OpenAPI document and `HttpApiClient` to know the 403.
+ *
+ * Throws `IllegalArgumentException` when an entry of `allowedOrigins` is not an http(s) origin.
+ *
+ * @since 0.1.0
+ * @category middleware
+ */
+export const httpApiMiddleware = (
+  options: Options = {}
+): <E, R>(app: HttpApp.Default<E, R>) => HttpApp.Default<E, R> => {
+  const check = checker(options, "Csrf.httpApiMiddleware")
+  return <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, R> =>
+    Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+      const rejection = check(request)
+      return rejection === undefined ? app : rejectedResponses[rejection.reason]
+    })
+}
+
+// The checks of `middleware`, with its options read once: the refusal for a request, or `undefined`.
+const checker = (
+  options: Options,
+  caller: string
+): (request: HttpServerRequest.HttpServerRequest) => CsrfRejected | undefined => {
   const safeMethods = new Set((options.safeMethods ?? defaultSafeMethods).map((method) => method.toUpperCase()))
   const allowSameSite = options.allowSameSite ?? false
   const checkReferer = options.checkReferer ?? true
@@ -218,7 +272,7 @@ export const middleware = (
     options.allowedOrigins.map((origin) => {
       const url = parseOrigin(origin)
       if (url === undefined) {
-        throw new Cause.IllegalArgumentException(`Csrf.middleware: "${origin}" is not an http(s) origin`)
+        throw new Cause.IllegalArgumentException(`${caller}: "${origin}" is not an http(s) origin`)
       }
       return url.origin
     })
@@ -228,7 +282,7 @@ export const middleware = (
     url !== undefined &&
     (allowedOrigins !== undefined ? allowedOrigins.has(url.origin) : url.host === ownHost(host, url.protocol))
 
-  const check = (request: HttpServerRequest.HttpServerRequest): CsrfRejected | undefined => {
+  return (request: HttpServerRequest.HttpServerRequest): CsrfRejected | undefined => {
     if (safeMethods.has(request.method)) return undefined
     const headers = request.headers
     const origin = headers["origin"]
@@ -251,12 +305,6 @@ export const middleware = (
     }
     return requireOrigin ? rejected.MissingOrigin : undefined
   }
-
-  return <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E | CsrfRejected, R> =>
-    Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
-      const rejection = check(request)
-      return rejection === undefined ? app : Effect.fail<E | CsrfRejected>(rejection)
-    })
 }
 
 // -----------------------------------------------------------------------------

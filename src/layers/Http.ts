@@ -60,7 +60,7 @@ import { Transport, type TransportService } from "../Transport.js"
  * @since 0.1.0
  * @category errors
  */
-export class Unauthorized extends HttpError.TaggedError<Unauthorized>("effect-sessions/Unauthorized")(
+export class Unauthorized extends HttpError.TaggedError<Unauthorized>("EffectSessionsUnauthorized")(
   "Unauthorized",
   {},
   { status: 401 }

@@ -29,7 +29,9 @@
  *   OpenAPI document (`OpenApi.fromApi`).
  * - `AppApi.Session` is the tag it provides: a guarded endpoint always has a session, `Session<A>`, not an
  *   `Option`.
- * - `AppApi.layer` implements the middleware on the sessions service and the `Transport` in context (or
+ * - `AppApi.Optional` is the middleware of public endpoints that a session personalises: it never answers
+ *   401, and provides the request's session or none as the tag's `Current` (`yield* AppApi.current`).
+ * - `AppApi.layer` implements both middlewares on the sessions service and the `Transport` in context (or
  *   the tag `transportTag` names); its build fails when another session type reads through that transport.
  * - `AppApi.issue`, `extend`, `rotate`, `update`, `clear`, `clearAll` are the operations of
  *   `SessionHttp.make`: they put the token on the response (or expire it) from inside an `HttpApi`
@@ -61,7 +63,7 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import { claimAtBuild, cookieName as cookieNameOf } from "../internal/transport.js"
-import type { Session, SessionsTag } from "../Session.js"
+import type { CurrentSession, Session, SessionsTag } from "../Session.js"
 import { StoreError } from "../Store.js"
 import { defaultHostCookieName, Transport, type TransportService } from "../Transport.js"
 import * as SessionHttp from "./Http.js"
@@ -112,13 +114,36 @@ export type MiddlewareTypeId = typeof MiddlewareTypeId
  * @since 0.1.0
  * @category models
  */
-export interface Middleware<Self> {
+export interface Middleware<Self>
+  extends MiddlewareIdentifier<Authenticated<Self>, SessionHttp.Unauthorized | StoreError>
+{
   readonly [MiddlewareTypeId]: Self
+}
+
+/**
+ * What `HttpApiBuilder` reads off a middleware's identifier: what it provides and fails with.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface MiddlewareIdentifier<Provides, Failure> {
   readonly [HttpApiMiddleware.TypeId]: {
-    readonly provides: Authenticated<Self>
-    readonly failure: SessionHttp.Unauthorized | StoreError
+    readonly provides: Provides
+    readonly failure: Failure
     readonly failureContext: never
   }
+}
+
+/**
+ * The identifier of the optional-session `HttpApiMiddleware` of the sessions service `Self`
+ * ({@link SessionApi.Optional}): it provides the tag's `Current`, the request's session or none, and
+ * fails only with `StoreError` (503).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface OptionalMiddleware<Self> extends MiddlewareIdentifier<CurrentSession<Self>, StoreError> {
+  readonly [MiddlewareTypeId]: { readonly optional: Self }
 }
 
 /**
@@ -157,6 +182,21 @@ export type MiddlewareTag<Self, A> = HttpApiMiddleware.TagClass<
     readonly failure: typeof Failure
     readonly provides: Context.Tag<Authenticated<Self>, Session<A>>
     readonly security: Security
+  }
+>
+
+/**
+ * The optional-session `HttpApiMiddleware` tag class of the sessions service `Self` with session data `A`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type OptionalMiddlewareTag<Self, A> = HttpApiMiddleware.TagClass<
+  OptionalMiddleware<Self>,
+  string,
+  {
+    readonly failure: typeof StoreError
+    readonly provides: Context.Tag<CurrentSession<Self>, Option.Option<Session<A>>>
   }
 >
 
@@ -203,8 +243,19 @@ export interface SessionApi<Self, A, T = Transport> extends
   readonly Middleware: MiddlewareTag<Self, A>
   /** The request's session in an endpoint the middleware guards: `yield* AppApi.Session`. */
   readonly Session: Context.Tag<Authenticated<Self>, Session<A>>
-  /** The middleware's implementation, on the sessions service and the `Transport` in context. */
-  readonly layer: Layer.Layer<Middleware<Self>, never, Self | T>
+  /**
+   * The `HttpApiMiddleware` for public endpoints that a session personalises (a home page that greets the
+   * user): it never answers 401. It provides the request's session, or none, as the tag's `Current`
+   * ({@link SessionApi.current}); a bad, unknown or expired token is "no session" (and its cookie is
+   * expired), a renewed or re-signed token goes out with the response, and a store outage answers 503 as
+   * the required middleware does (with `onStoreError: "anonymous"`, none after a logged warning). It
+   * declares no security scheme: the OpenAPI document shows the endpoint as public, which it is.
+   */
+  readonly Optional: OptionalMiddlewareTag<Self, A>
+  /** The request's session, if any, in an endpoint {@link SessionApi.Optional} serves: `yield* AppApi.current`. */
+  readonly current: Effect.Effect<Option.Option<Session<A>>, never, CurrentSession<Self>>
+  /** The implementation of both middlewares, on the sessions service and the `Transport` in context. */
+  readonly layer: Layer.Layer<Middleware<Self> | OptionalMiddleware<Self>, never, Self | T>
   /** The middleware's security scheme, as the OpenAPI document shows it. */
   readonly security: HttpApiSecurity.ApiKey | HttpApiSecurity.Bearer
 }
@@ -267,22 +318,36 @@ interface MiddlewareService<A> {
   ) => Effect.Effect<Session<A>, SessionHttp.Unauthorized | StoreError, HttpRouter.HttpRouter.Provided>
 }
 
-// The middleware on the sessions service and the transport of the layer's context. `cookieName` is the
+// The tags of the two middlewares, as `HttpApiBuilder` looks their implementations up.
+interface Tags<Self, A> {
+  readonly Middleware: Context.Tag<Middleware<Self>, MiddlewareService<A>>
+  readonly Optional: Context.Tag<OptionalMiddleware<Self>, OptionalService<A>>
+}
+
+// What `HttpApiBuilder` runs for each request to an endpoint the optional middleware serves.
+type OptionalService<A> = Effect.Effect<Option.Option<Session<A>>, StoreError, HttpRouter.HttpRouter.Provided>
+
+// Both middlewares on the sessions service and the transport of the layer's context. `cookieName` is the
 // scheme's cookie (none for a bearer scheme).
 const middlewareLayer = <Self, A, I, T>(
   tag: SessionsTag<Self, A, I>,
   transportTag: Context.Tag<T, TransportService>,
   http: SessionHttp.SessionHttp<Self, A, T>,
-  Middleware: Context.Tag<Middleware<Self>, MiddlewareService<A>>,
+  tags: Tags<Self, A>,
   cookieName: string | undefined
-): Layer.Layer<Middleware<Self>, never, Self | T> =>
-  Layer.effect(
-    Middleware,
+): Layer.Layer<Middleware<Self> | OptionalMiddleware<Self>, never, Self | T> =>
+  Layer.effectContext(
     Effect.gen(function*() {
       const sessions = yield* tag
       const transport = yield* transportTag
       // Two session types on one transport fail here, when the API is built, rather than at a request.
       yield* claimAtBuild(transport, tag.key)
+      // `load` logged the original error already; none after a warning with `onStoreError: "anonymous"`.
+      const optional: OptionalService<A> = http.load.pipe(
+        Effect.catchTag("StoreError", redact),
+        Effect.provideService(tag, sessions),
+        Effect.provideService(transportTag, transport)
+      )
       // The name the transport reads, when it is a cookie transport of this package (otherwise unknown).
       const transportCookie = cookieNameOf(transport)
       const mismatch = cookieName !== undefined && transportCookie !== cookieName
@@ -310,7 +375,7 @@ const middlewareLayer = <Self, A, I, T>(
           Effect.provideService(tag, sessions),
           Effect.provideService(transportTag, transport)
         )
-      return { session }
+      return Context.make(tags.Middleware, { session }).pipe(Context.add(tags.Optional, optional))
     })
   )
 
@@ -335,11 +400,15 @@ export const make = <Self, A, I, T = Transport>(
     provides: Current,
     security: { session: security } satisfies Security
   })
+  const Optional = HttpApiMiddleware.Tag<OptionalMiddleware<Self>>()(`${tag.key}/HttpApiOptionalMiddleware`, {
+    failure: StoreError,
+    provides: tag.Current
+  })
   const layer = middlewareLayer(
     tag,
     transportTag,
     http,
-    Middleware as unknown as Context.Tag<Middleware<Self>, MiddlewareService<A>>,
+    { Middleware, Optional } as unknown as Tags<Self, A>,
     cookieName
   )
 
@@ -354,6 +423,8 @@ export const make = <Self, A, I, T = Transport>(
   return {
     Middleware: Middleware as unknown as MiddlewareTag<Self, A>,
     Session: Current,
+    Optional: Optional as unknown as OptionalMiddlewareTag<Self, A>,
+    current: tag.Current,
     layer,
     security,
     issue,

@@ -15,6 +15,9 @@ import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Crypto from "node:crypto"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
 import type { BrowserContext, Page } from "playwright-core"
 import * as Example from "../../examples/api.js"
 import * as Auth from "../../src/Auth.js"
@@ -199,5 +202,48 @@ describe("test/support/browser", () => {
       expect(error.reason).toBe("MissingBinary")
       expect(error.message).toContain("/nonexistent/chromium")
       expect(error.message).toContain("apt-get install chromium")
+      expect(error.message).toContain("CHROMIUM_PATH")
+    }))
+
+  it.effect("CHROMIUM_PATH wins when it names an executable, and fails, naming it, when it does not", () =>
+    Effect.gen(function*() {
+      const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "chromium-path-"))
+      const executable = Path.join(dir, "chrome")
+      Fs.writeFileSync(executable, "#!/bin/sh\n", { mode: 0o755 })
+      expect(yield* Browser.findChromium({ CHROMIUM_PATH: executable })).toBe(executable)
+      const missing = yield* Effect.flip(Browser.findChromium({ CHROMIUM_PATH: Path.join(dir, "nope") }))
+      expect(missing.reason).toBe("MissingBinary")
+      expect(missing.message).toContain(`CHROMIUM_PATH is ${Path.join(dir, "nope")}`)
+      // a file that is not executable is no browser
+      Fs.chmodSync(executable, 0o644)
+      expect((yield* Effect.flip(Browser.findChromium({ CHROMIUM_PATH: executable }))).reason).toBe("MissingBinary")
+      Fs.rmSync(dir, { recursive: true })
+    }))
+
+  it.effect("looks in the usual places, Playwright's cache included, and says what to install when none has it", () =>
+    Effect.gen(function*() {
+      const home = Fs.mkdtempSync(Path.join(Os.tmpdir(), "chromium-home-"))
+      const cached = Path.join(home, ".cache", "ms-playwright", "chromium-1200", "chrome-linux", "chrome")
+      Fs.mkdirSync(Path.dirname(cached), { recursive: true })
+      Fs.writeFileSync(cached, "#!/bin/sh\n", { mode: 0o755 })
+      const looked = Browser.candidates({ HOME: home })
+      for (
+        const usual of [
+          "/usr/bin/chromium",
+          "/usr/bin/chromium-browser",
+          "/snap/bin/chromium",
+          "/Applications/Chromium.app/Contents/MacOS/Chromium",
+          "/Applications/Google Chrome.app/Contents/MacOS/Google Chrome",
+          cached
+        ]
+      ) expect(looked).toContain(usual)
+      expect(yield* Browser.findChromium({ HOME: home }, ["/nonexistent/chromium", cached])).toBe(cached)
+
+      const none = yield* Effect.flip(Browser.findChromium({ HOME: home }, ["/nonexistent/a", "/nonexistent/b"]))
+      expect(none.reason).toBe("MissingBinary")
+      for (const hint of ["apt-get install chromium", "CHROMIUM_PATH", "/nonexistent/a, /nonexistent/b"]) {
+        expect(none.message).toContain(hint)
+      }
+      Fs.rmSync(home, { recursive: true })
     }))
 })

@@ -1,7 +1,7 @@
 import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
 import * as HttpServerRespondable from "@effect/platform/HttpServerRespondable"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Schema } from "effect"
+import { Cause, Effect, Logger, Schema } from "effect"
 import { BadSignature } from "../../src/Auth.js"
 import * as HttpError from "../../src/internal/httpError.js"
 import { CsrfRejected } from "../../src/layers/Csrf.js"
@@ -47,5 +47,32 @@ describe("HttpError", () => {
       expect(response.headers["x-brew"]).toBe("tea")
       const failed = yield* Effect.flip(teapot)
       expect(failed).toBe(teapot)
+    }))
+
+  it.effect("a refusal (4xx) logs its name and message, not the stack of wherever it was allocated", () =>
+    Effect.gen(function*() {
+      const logged: Array<string> = []
+      const capture = Logger.replace(
+        Logger.defaultLogger,
+        Logger.make(({ cause }) => logged.push(Cause.pretty(cause)))
+      )
+      for (const [error, , status] of errors) {
+        if (status >= 500) continue
+        logged.length = 0
+        yield* Effect.logError(Cause.fail(error)).pipe(Effect.provide(capture))
+        yield* Effect.failCause(Cause.fail(error)).pipe(
+          Effect.tapErrorCause(Effect.logError),
+          Effect.ignore,
+          Effect.provide(capture)
+        )
+        expect(error.stack).toBe(`${error.name}: ${error.message}`)
+        expect(logged.join("\n")).not.toMatch(/\.ts:\d+/)
+        expect(logged.at(-1)).toContain(`${error.name}: ${error.message}`)
+      }
+    }))
+
+  it.effect("a 5xx keeps the stack of where it was made: it is a failure someone may need to trace", () =>
+    Effect.sync(() => {
+      expect(new StoreError({ reason: "Unavailable", message: "down" }).stack).toMatch(/httpError\.test\.ts:\d+/)
     }))
 })

@@ -10,6 +10,11 @@
  *   `HttpRouter.use(Csrf.middleware())`, and routes that issue a session and require its CSRF token.
  */
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import * as HttpApi from "@effect/platform/HttpApi"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import * as HttpApiClient from "@effect/platform/HttpApiClient"
+import * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
+import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
 import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
@@ -518,4 +523,66 @@ describe("CsrfRejected", () => {
         expect(response.body._tag).toBe("Empty")
       }
     })))
+})
+
+// -----------------------------------------------------------------------------
+// HttpApi
+// -----------------------------------------------------------------------------
+
+class TransferApi extends HttpApi.make("transfers").add(
+  HttpApiGroup.make("transfers")
+    .add(HttpApiEndpoint.post("transfer", "/transfer").addSuccess(Schema.String))
+    .add(HttpApiEndpoint.get("balance", "/balance").addSuccess(Schema.String))
+).addError(Csrf.CsrfRejected) {}
+
+const TransfersLive = HttpApiBuilder.group(
+  TransferApi,
+  "transfers",
+  (handlers) => handlers.handle("transfer", () => Effect.succeed("sent")).handle("balance", () => Effect.succeed("42"))
+)
+
+// The one line of the README: `HttpApiBuilder.serve(Csrf.httpApiMiddleware())`.
+const servedApi = (options?: Csrf.Options) =>
+  HttpApiBuilder.serve(Csrf.httpApiMiddleware(options)).pipe(
+    Layer.provide(HttpApiBuilder.api(TransferApi).pipe(Layer.provide(TransfersLive))),
+    Layer.provideMerge(NodeHttpServer.layerTest)
+  )
+
+describe("Csrf.httpApiMiddleware: an HttpApi app in one line", () => {
+  // The obvious form does not type-check: `HttpApiBuilder.serve` takes a middleware that adds no error.
+  // @ts-expect-error Csrf.middleware() adds CsrfRejected to the app's errors
+  HttpApiBuilder.serve(Csrf.middleware())
+
+  it.effect("refuses a cross-site POST with 403 and the encoded error, lets same-origin writes and reads through", () =>
+    Effect.gen(function*() {
+      const crossSite = yield* send("POST", "/transfer", { "sec-fetch-site": "cross-site" })
+      expect(crossSite.status).toBe(403)
+      expect(JSON.parse(crossSite.body)).toEqual({ _tag: "CsrfRejected", reason: "CrossSite" })
+      const foreign = yield* send("POST", "/transfer", { origin: "https://evil.example" })
+      expect(foreign.status).toBe(403)
+      expect(JSON.parse(foreign.body)).toEqual({ _tag: "CsrfRejected", reason: "OriginMismatch" })
+
+      const own = yield* send("POST", "/transfer", { "sec-fetch-site": "same-origin" })
+      expect(own.status).toBe(200)
+      expect(JSON.parse(own.body)).toBe("sent")
+      expect((yield* send("GET", "/balance", { "sec-fetch-site": "cross-site" })).status).toBe(200)
+
+      // the client of an API that declares the error decodes the 403 as a CsrfRejected
+      const client = yield* HttpApiClient.make(TransferApi, {
+        transformClient: HttpClient.mapRequest(HttpClientRequest.setHeader("sec-fetch-site", "cross-site"))
+      })
+      const refused = yield* Effect.flip(client.transfers.transfer())
+      expect(refused).toBeInstanceOf(Csrf.CsrfRejected)
+      expect(refused).toMatchObject({ reason: "CrossSite" })
+    }).pipe(Effect.provide(servedApi())))
+
+  it.effect("takes the options of Csrf.middleware", () =>
+    Effect.gen(function*() {
+      expect(yield* post("/transfer", { "sec-fetch-site": "same-site" })).toBe(200)
+      expect(yield* post("/transfer", { "sec-fetch-site": "cross-site" })).toBe(403)
+    }).pipe(Effect.provide(servedApi({ allowSameSite: true }))))
+
+  it("throws on an allowed origin that is not an http(s) origin, naming itself", () => {
+    expect(() => Csrf.httpApiMiddleware({ allowedOrigins: ["ftp://x"] })).toThrow(/^Csrf\.httpApiMiddleware: /)
+  })
 })

@@ -10,14 +10,19 @@
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as HttpApi from "@effect/platform/HttpApi"
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import * as HttpApiClient from "@effect/platform/HttpApiClient"
 import * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
+import * as HttpApiError from "@effect/platform/HttpApiError"
 import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import * as OpenApi from "@effect/platform/OpenApi"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Layer, Logger, Schema, TestClock } from "effect"
+import { Cause, Effect, Layer, Logger, Option, Schema, TestClock } from "effect"
+import { BadSignature } from "../../src/Auth.js"
+import * as Csrf from "../../src/layers/Csrf.js"
+import * as SessionHttp from "../../src/layers/Http.js"
 import * as SessionApi from "../../src/layers/HttpApi.js"
 import * as SessionsTest from "../../src/layers/Test.js"
 import * as Session from "../../src/Session.js"
@@ -35,6 +40,7 @@ class AppSession extends Session.Tag<AppSession>()("test/HttpApi/AppSession", {
 const AppApi = SessionApi.make(AppSession)
 
 const Me = Schema.Struct({ user: Schema.String, role: Schema.String })
+const Home = Schema.Struct({ user: Schema.NullOr(Schema.String) })
 const Listed = Schema.Struct({ id: Schema.String, userAgent: Schema.NullOr(Schema.String), current: Schema.Boolean })
 
 /** The API under test: the session middleware on everything but `login`. */
@@ -54,6 +60,8 @@ class Api extends HttpApi.make("app").add(
         .addSuccess(Schema.Struct({ cleared: Schema.Number }))
         .middleware(AppApi.Middleware)
     )
+    // public, personalised by the session when there is one
+    .add(HttpApiEndpoint.get("home", "/home").addSuccess(Home).middleware(AppApi.Optional))
     .add(
       HttpApiEndpoint.post("promote", "/promote")
         .setPayload(Schema.Struct({ keepPrevious: Schema.Boolean }))
@@ -70,6 +78,10 @@ const AuthLive = HttpApiBuilder.group(Api, "auth", (handlers) =>
         (session) => ({ user: session.userId, role: session.data.role })
       ))
     .handle("me", () => Effect.map(AppApi.Session, (session) => ({ user: session.userId, role: session.data.role })))
+    .handle(
+      "home",
+      () => Effect.map(AppApi.current, (session) => ({ user: Option.getOrNull(session)?.userId ?? null }))
+    )
     .handle("logout", () => Effect.flatMap(AppApi.Session, AppApi.clear))
     .handle("sessions", () =>
       Effect.gen(function*() {
@@ -81,8 +93,10 @@ const AuthLive = HttpApiBuilder.group(Api, "auth", (handlers) =>
           current: info.key.session === session.key.session
         }))
       }).pipe(SessionApi.redactStoreError))
-    .handle("logoutEverywhere", () =>
-      Effect.map(Effect.flatMap(AppApi.Session, AppApi.clearAll), (cleared) => ({ cleared })))
+    .handle(
+      "logoutEverywhere",
+      () => Effect.map(Effect.flatMap(AppApi.Session, AppApi.clearAll), (cleared) => ({ cleared }))
+    )
     // a new session from inside a guarded endpoint (a privilege change by re-login)
     .handle("promote", ({ payload }) =>
       Effect.flatMap(AppApi.Session, (session) =>
@@ -367,6 +381,115 @@ describe("SessionApi: login over a session, and the caching headers", () => {
     )))
 })
 
+// The same API's `home` and `login` with the outage policy "anonymous".
+const AnonymousApi = SessionApi.make(AppSession, { onStoreError: "anonymous" })
+
+class PublicApi extends HttpApi.make("public").add(
+  HttpApiGroup.make("auth")
+    .add(
+      HttpApiEndpoint.post("login", "/login").setPayload(Schema.Struct({ user: Schema.String })).addSuccess(Me)
+        .addError(StoreError)
+    )
+    .add(HttpApiEndpoint.get("home", "/home").addSuccess(Home).middleware(AnonymousApi.Optional))
+) {}
+
+const PublicLive = HttpApiBuilder.group(PublicApi, "auth", (handlers) =>
+  handlers
+    .handle("login", ({ payload }) =>
+      Effect.map(AnonymousApi.issue(payload.user, { role: "user" }), (s) => ({ user: s.userId, role: s.data.role })))
+    .handle("home", () =>
+      Effect.map(AnonymousApi.current, (session) => ({ user: Option.getOrNull(session)?.userId ?? null })))).pipe(
+    Layer.provide(AnonymousApi.layer)
+  )
+
+const serveAnonymousOnOutage = HttpApiBuilder.serve().pipe(
+  Layer.provide(HttpApiBuilder.api(PublicApi).pipe(Layer.provide(PublicLive))),
+  Layer.provideMerge(NodeHttpServer.layerTest),
+  Layer.provideMerge(SessionsTest.layer(AppSession, { ttl: "1 hour", memory: { sweepInterval: "30 days" } }))
+)
+
+describe("SessionApi.Optional: public endpoints personalised by the session", () => {
+  it.effect("serves with the session, without one, and with a bad token (expired on the way out): never 401", () =>
+    Effect.gen(function*() {
+      const anonymous = yield* get("/home")
+      expect(anonymous.status).toBe(200)
+      expect(anonymous.body).toEqual({ user: null })
+      expect(setCookies(anonymous.response)).toEqual([])
+
+      const { cookie, token } = yield* login("alice")
+      const personal = yield* get("/home", { cookie })
+      expect(personal.status).toBe(200)
+      expect(personal.body).toEqual({ user: "alice" })
+      expect(personal.response.headers["vary"]).toBe("Cookie")
+      expect(setCookies(personal.response)).toEqual([])
+
+      for (const bad of [token.slice(0, -2) + "xx", "garbage", "", "x".repeat(5000)]) {
+        const reply = yield* get("/home", { cookie: `session=${bad}` })
+        expect(reply.status).toBe(200)
+        expect(reply.body).toEqual({ user: null })
+        if (bad !== "") expect(isExpiring(reply.response)).toBe(true)
+      }
+      yield* post("/logout", { cookie })
+      expect((yield* get("/home", { cookie })).body).toEqual({ user: null })
+    }).pipe(Effect.provide(serve())))
+
+  it.effect("renews a token due for renewal, as the required middleware does", () =>
+    Effect.gen(function*() {
+      const old = yield* login("alice")
+      yield* TestClock.adjust("16 minutes")
+      const due = yield* get("/home", { cookie: old.cookie })
+      expect(due.body).toEqual({ user: "alice" })
+      const renewed = tokenSet(due.response)
+      expect(renewed).toMatch(tokenShape)
+      expect(renewed).not.toBe(old.token)
+      expect((yield* get("/home", { cookie: `session=${renewed}` })).body).toEqual({ user: "alice" })
+    }).pipe(Effect.provide(serve({ renewalInterval: "15 minutes" }))))
+
+  it.effect("answers 503 with Retry-After and a redacted StoreError while the store is down", () =>
+    Effect.gen(function*() {
+      const { cookie } = yield* login("alice")
+      const outage = yield* SessionsTest.Outage
+      yield* outage.start
+      const during = yield* get("/home", { cookie })
+      // no token, no store call: still served
+      const anonymous = yield* get("/home")
+      yield* outage.end
+      expect(during.status).toBe(503)
+      expect(during.response.headers["retry-after"]).toBe("1")
+      expect(during.body).toEqual({
+        _tag: "StoreError",
+        reason: "Unavailable",
+        message: "the session store is unavailable"
+      })
+      expect(anonymous.status).toBe(200)
+    }).pipe(Effect.provide(serve())))
+
+  it.effect("with onStoreError: \"anonymous\", an outage serves the page without the session, after a warning", () => {
+    const logs: Array<string> = []
+    const capture = Logger.replace(Logger.defaultLogger, Logger.make(({ message }) => logs.push(String(message))))
+    return Effect.gen(function*() {
+      const { cookie } = yield* login("alice")
+      const outage = yield* SessionsTest.Outage
+      yield* outage.start
+      const during = yield* get("/home", { cookie })
+      yield* outage.end
+      expect(during.status).toBe(200)
+      expect(during.body).toEqual({ user: null })
+      // the session lives on: the cookie is not expired
+      expect(setCookies(during.response)).toEqual([])
+      expect(logs.some((line) => line.includes("serving the request as anonymous"))).toBe(true)
+      expect((yield* get("/home", { cookie })).body).toEqual({ user: "alice" })
+    }).pipe(Effect.provide(serveAnonymousOnOutage), Effect.provide(capture))
+  })
+
+  it("is public in the OpenAPI document: no security, no 401, the 503", () => {
+    const home = OpenApi.fromApi(Api).paths["/home"]!.get!
+    expect(home.security).toEqual([])
+    expect(Object.keys(home.responses)).not.toContain("401")
+    expect(Object.keys(home.responses)).toContain("503")
+  })
+})
+
 describe("SessionApi OpenAPI document", () => {
   const spec = OpenApi.fromApi(Api)
 
@@ -400,6 +523,108 @@ describe("SessionApi OpenAPI document", () => {
     const me = spec.paths["/me"]!.get!
     const body = JSON.stringify(me.responses["401"])
     expect(body).toContain("Unauthorized")
+  })
+})
+
+// Every error of the package next to `@effect/platform`'s own `Unauthorized`.
+class ErrorsApi extends HttpApi.make("errors").add(
+  HttpApiGroup.make("errors")
+    .add(
+      HttpApiEndpoint.get("fail", "/fail/:which")
+        .setPath(Schema.Struct({ which: Schema.Literal("ours", "platform") }))
+        .addError(HttpApiError.Unauthorized)
+        .addError(SessionHttp.Unauthorized)
+        .addError(BadSignature)
+        .addError(Session.NotFound)
+        .addError(Session.Expired)
+        .addError(Session.Conflict)
+        .addError(Csrf.CsrfRejected)
+    )
+    .add(HttpApiEndpoint.get("me", "/me").addSuccess(Schema.String).middleware(AppApi.Middleware))
+) {}
+
+const ErrorsLive = HttpApiBuilder.group(ErrorsApi, "errors", (handlers) =>
+  handlers
+    .handle("fail", ({ path }) =>
+      path.which === "ours"
+        ? Effect.fail(new SessionHttp.Unauthorized())
+        : Effect.fail(new HttpApiError.Unauthorized()))
+    .handle("me", () => Effect.map(AppApi.Session, (session) => session.userId))).pipe(Layer.provide(AppApi.layer))
+
+describe("the package's errors in an OpenAPI document next to @effect/platform's", () => {
+  const spec = OpenApi.fromApi(ErrorsApi)
+
+  // Fails on identifiers such as "effect-sessions/Unauthorized", which the document names
+  // `effect-sessions~1Unauthorized` (seen before the fix).
+  it("names every schema without a slash, and apart from platform's Unauthorized", () => {
+    const names = Object.keys(spec.components.schemas)
+    for (const name of names) expect(name).toMatch(/^[A-Za-z0-9._-]+$/)
+    expect(JSON.stringify(spec)).not.toContain("~1")
+    expect(names).toEqual(expect.arrayContaining([
+      "Unauthorized",
+      "EffectSessionsUnauthorized",
+      "EffectSessionsStoreError",
+      "EffectSessionsBadSignature",
+      "EffectSessionsNotFound",
+      "EffectSessionsExpired",
+      "EffectSessionsConflict",
+      "EffectSessionsCsrfRejected"
+    ]))
+    const unauthorized = JSON.stringify(spec.paths["/fail/{which}"]!.get!.responses["401"])
+    expect(unauthorized).toContain("#/components/schemas/Unauthorized\"")
+    expect(unauthorized).toContain("#/components/schemas/EffectSessionsUnauthorized\"")
+  })
+
+  // The two share `_tag: "Unauthorized"` on purpose (a `_tag` change would break every
+  // `catchTag("Unauthorized")`): on the wire they are one error, a 401 whose body is that tag, and a client
+  // decodes either as the one its API declares first. What it can rely on is the status and the tag.
+  it.effect("answers both with 401 {\"_tag\":\"Unauthorized\"}, which a client catches by the one tag", () =>
+    Effect.gen(function*() {
+      const client = yield* HttpApiClient.make(ErrorsApi)
+      for (const which of ["ours", "platform"] as const) {
+        const reply = yield* get(`/fail/${which}`)
+        expect(reply.status).toBe(401)
+        expect(reply.body).toEqual({ _tag: "Unauthorized" })
+        const caught = yield* client.errors.fail({ path: { which } }).pipe(
+          Effect.as("succeeded"),
+          Effect.catchTag("Unauthorized", (error) => Effect.succeed(error._tag))
+        )
+        expect(caught).toBe("Unauthorized")
+      }
+      const me = yield* Effect.flip(client.errors.me())
+      expect(me._tag).toBe("Unauthorized")
+    }).pipe(
+      Effect.provide(
+        HttpApiBuilder.serve().pipe(
+          Layer.provide(HttpApiBuilder.api(ErrorsApi).pipe(Layer.provide(ErrorsLive))),
+          Layer.provideMerge(NodeHttpServer.layerTest),
+          Layer.provideMerge(SessionsTest.layer(AppSession))
+        )
+      )
+    ))
+
+  it.effect("a refusal a middleware logs carries its name and message, not the stack of the module's import", () => {
+    const logged: Array<string> = []
+    const capture = Logger.replace(Logger.defaultLogger, Logger.make(({ cause }) => logged.push(Cause.pretty(cause))))
+    return Effect.gen(function*() {
+      expect((yield* get("/me")).status).toBe(401)
+      expect(logged).toHaveLength(1)
+      // Before the fix: "Unauthorized: a valid session is required\n    at .../src/layers/HttpApi.ts:..." and
+      // the import chain that loaded the module.
+      expect(logged[0]).toMatch(/^Unauthorized: a valid session is required/)
+      expect(logged[0]).not.toMatch(/\.ts:\d+/)
+    }).pipe(
+      Effect.provide(
+        HttpApiBuilder.serve().pipe(
+          // what an application that logs its failures does
+          Layer.provide(HttpApiBuilder.middleware(ErrorsApi, (app) => Effect.tapErrorCause(app, Effect.logError))),
+          Layer.provide(HttpApiBuilder.api(ErrorsApi).pipe(Layer.provide(ErrorsLive))),
+          Layer.provideMerge(NodeHttpServer.layerTest),
+          Layer.provideMerge(SessionsTest.layer(AppSession))
+        )
+      ),
+      Effect.provide(capture)
+    )
   })
 })
 

@@ -273,7 +273,11 @@ describe("HttpApi with a SessionApi per type", () => {
   const SharedAdminApi = SessionApi.make(AdminSession, { cookieName: "session" })
 
   expectTypeOf(AdminApi.layer).toEqualTypeOf<
-    Layer.Layer<SessionApi.Middleware<AdminSession>, never, AdminSession | AdminTransport>
+    Layer.Layer<
+      SessionApi.Middleware<AdminSession> | SessionApi.OptionalMiddleware<AdminSession>,
+      never,
+      AdminSession | AdminTransport
+    >
   >()
 
   class Api extends HttpApi.make("types").add(

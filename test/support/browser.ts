@@ -1,9 +1,10 @@
 /**
  * Headless Chromium for the browser tests, driven by playwright-core.
  *
- * The tests use the system's Chromium at `/usr/bin/chromium` (Debian's `chromium` package, which `.ci/run`
- * installs); Playwright never downloads a browser of its own. Without it the tests fail with a message saying
- * how to install it: they never skip.
+ * The tests drive an installed Chromium (or Google Chrome); Playwright never downloads a browser of its own.
+ * `CHROMIUM_PATH` names the executable; otherwise {@link findChromium} looks in the usual places
+ * ({@link candidates}: Debian/Ubuntu, snap, macOS, Playwright's cache). Without one the tests fail with a
+ * message saying what to install or set: they never skip.
  *
  * `layer` gives a test file one browser, launched on first use and closed with the layer. Launching lazily
  * is deliberate: a layer that fails to build fails `beforeAll`, and vitest then reports the file's tests as
@@ -18,15 +19,99 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Scope from "effect/Scope"
+import * as FsSync from "node:fs"
 import * as Fs from "node:fs/promises"
+import * as Path from "node:path"
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core"
 
 // ---------------------------------------------------------------------------------------------------------------------
 // models
 // ---------------------------------------------------------------------------------------------------------------------
 
-/** Where the tests expect Chromium. */
-export const chromiumPath = "/usr/bin/chromium"
+/** Where the tests look for Chromium when `CHROMIUM_PATH` is unset, in this order (the first executable wins). */
+export const candidates = (env: NodeJS.ProcessEnv = process.env): ReadonlyArray<string> => [
+  "/usr/bin/chromium",
+  "/usr/bin/chromium-browser",
+  "/snap/bin/chromium",
+  "/usr/bin/google-chrome",
+  "/usr/bin/google-chrome-stable",
+  "/Applications/Chromium.app/Contents/MacOS/Chromium",
+  "/Applications/Google Chrome.app/Contents/MacOS/Google Chrome",
+  ...playwrightCache(env)
+]
+
+// Browsers a Playwright install downloaded (`npx playwright install chromium`), newest revision first.
+const playwrightCache = (env: NodeJS.ProcessEnv): ReadonlyArray<string> => {
+  const home = env["HOME"] ?? ""
+  const roots = [
+    env["PLAYWRIGHT_BROWSERS_PATH"],
+    Path.join(home, ".cache", "ms-playwright"),
+    Path.join(home, "Library", "Caches", "ms-playwright")
+  ].filter((root): root is string => root !== undefined && root !== "" && root !== "0")
+  const found: Array<string> = []
+  for (const root of roots) {
+    let entries: Array<string>
+    try {
+      entries = FsSync.readdirSync(root).filter((entry) => /^chromium-\d+$/.test(entry))
+    } catch {
+      continue
+    }
+    entries.sort((a, b) => Number(b.slice("chromium-".length)) - Number(a.slice("chromium-".length)))
+    for (const entry of entries) {
+      for (
+        const executable of [
+          ["chrome-linux", "chrome"],
+          ["chrome-linux64", "chrome"],
+          ["chrome-mac", "Chromium.app", "Contents", "MacOS", "Chromium"],
+          ["chrome-mac-arm64", "Chromium.app", "Contents", "MacOS", "Chromium"]
+        ]
+      ) found.push(Path.join(root, entry, ...executable))
+    }
+  }
+  return found
+}
+
+const isExecutable = (path: string): boolean => {
+  try {
+    FsSync.accessSync(path, FsSync.constants.X_OK)
+    return FsSync.statSync(path).isFile()
+  } catch {
+    return false
+  }
+}
+
+/**
+ * The Chromium the tests launch: `CHROMIUM_PATH` when set (and then only it: a typo must not silently pick
+ * another browser), else the first executable of {@link candidates}; or the error saying what to install or
+ * set.
+ */
+export const findChromium = (
+  env: NodeJS.ProcessEnv = process.env,
+  looked: ReadonlyArray<string> = candidates(env)
+): Effect.Effect<string, BrowserHarnessError> =>
+  Effect.suspend(() => {
+    const override = env["CHROMIUM_PATH"]
+    if (override !== undefined && override !== "") {
+      return isExecutable(override) ? Effect.succeed(override) : Effect.fail(
+        new BrowserHarnessError({
+          reason: "MissingBinary",
+          message: `CHROMIUM_PATH is ${override}, which is not an executable file. Point it at Chromium or Google ` +
+            "Chrome, or unset it to look in the usual places."
+        })
+      )
+    }
+    const found = looked.find(isExecutable)
+    return found !== undefined ? Effect.succeed(found) : Effect.fail(
+      new BrowserHarnessError({
+        reason: "MissingBinary",
+        message: "Chromium was not found. The browser tests drive an installed headless Chromium through " +
+          "playwright-core, which downloads no browser. Install it (Debian/Ubuntu: `apt-get install chromium`; " +
+          "Ubuntu without it: `snap install chromium`; macOS: `brew install --cask chromium` or Google Chrome), " +
+          "or set CHROMIUM_PATH to its executable, or run `npx playwright install chromium`. Looked in: " +
+          looked.join(", ")
+      })
+    )
+  })
 
 /** A browser context with one page, for one test. */
 export interface Tab {
@@ -71,22 +156,23 @@ const actionTimeout = Duration.seconds(5)
 const navigationTimeout = Duration.seconds(10)
 
 /**
- * Launches headless Chromium from `executablePath` (a fresh temporary profile, removed on close); the scope
- * closes it, and with it every context and page.
+ * Launches headless Chromium from `executablePath` (default: {@link findChromium}; a fresh temporary profile,
+ * removed on close); the scope closes it, and with it every context and page.
  */
 export const launch = (
-  executablePath: string = chromiumPath
+  path?: string
 ): Effect.Effect<Browser, BrowserHarnessError, Scope.Scope> =>
   Effect.acquireRelease(
     Effect.gen(function*() {
+      const executablePath = path ?? (yield* findChromium())
       yield* Effect.tryPromise({
         try: () => Fs.access(executablePath, Fs.constants.X_OK),
         catch: () =>
           new BrowserHarnessError({
             reason: "MissingBinary",
-            message: `Chromium was not found at ${executablePath}. The browser tests drive the system's headless ` +
-              "Chromium through playwright-core, which downloads no browser: install it with " +
-              "`apt-get install chromium` (Debian/Ubuntu; .ci/run does this)."
+            message: `Chromium was not found at ${executablePath}. The browser tests drive an installed headless ` +
+              "Chromium through playwright-core, which downloads no browser: install it (`apt-get install " +
+              "chromium` on Debian/Ubuntu, as .ci/run does) or set CHROMIUM_PATH to its executable."
           })
       })
       return yield* Effect.tryPromise({
