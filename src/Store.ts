@@ -384,44 +384,23 @@ const entryFormat = 4
  * @since 0.1.0
  * @category codec
  */
-export const encodeEntry = (entry: Entry): string =>
-  JSON.stringify(
+export const encodeEntry = (entry: Entry): string => {
+  const times = [
+    entry.version,
+    entry.expiresAt,
+    entry.lastSeenAt,
+    entry.createdAt,
+    entry.renewedAt,
+    entry.extendedUntil,
+    entry.previousUntil
+  ]
+  const rest = [entry.userId, entry.secret, entry.previous ?? null, entry.userAgent ?? null, entry.address ?? null]
+  return JSON.stringify(
     entry.ttl === undefined && entry.persistent
-      ? [
-        3,
-        entry.version,
-        entry.expiresAt,
-        entry.lastSeenAt,
-        entry.createdAt,
-        entry.renewedAt,
-        entry.extendedUntil,
-        entry.previousUntil,
-        entry.userId,
-        entry.secret,
-        entry.previous ?? null,
-        entry.userAgent ?? null,
-        entry.address ?? null,
-        entry.data
-      ]
-      : [
-        entryFormat,
-        entry.version,
-        entry.expiresAt,
-        entry.lastSeenAt,
-        entry.createdAt,
-        entry.renewedAt,
-        entry.extendedUntil,
-        entry.previousUntil,
-        entry.ttl ?? null,
-        entry.persistent,
-        entry.userId,
-        entry.secret,
-        entry.previous ?? null,
-        entry.userAgent ?? null,
-        entry.address ?? null,
-        entry.data
-      ]
+      ? [3, ...times, ...rest, entry.data]
+      : [entryFormat, ...times, entry.ttl ?? null, entry.persistent, ...rest, entry.data]
   )
+}
 
 const isTime = (u: unknown): u is number => Number.isSafeInteger(u) && (u as number) >= 0
 const isOptionalString = (u: unknown): u is string | null => u === null || typeof u === "string"

@@ -91,31 +91,40 @@ const challenged = <Self, A, T, X, E extends { readonly _tag: string }, R>(
     return hook !== undefined && (error._tag === "NotFound" || error._tag === "Expired") ? hook : Effect.void
   })
 
+type Renewal = NotFound | Expired | Conflict | StoreError
+
+// An operation that changes the session's token or expiry: run, its token put on the response, and a 401
+// challenged. `issued` tells the token and the session of what `run` answered.
+const rewrite = <Self, A, T, X>(
+  http: Http<Self, A, T>,
+  run: (sessions: Sessions<A>) => Effect.Effect<X, Renewal>,
+  issued: (sessions: Sessions<A>, answer: X) => Issued<A>
+): Effect.Effect<X, Renewal, Self | T> =>
+  challenged(
+    http,
+    withTransport(http, (sessions, transport) =>
+      Effect.flatMap(run(sessions), (answer) => {
+        const { session, token } = issued(sessions, answer)
+        return written(transport, token, session, answer)
+      }))
+  )
+
 /** `SessionHttp.extend`: a later expiry, and the session's token (re-signed) on the response. */
 export const extend = <Self, A, T>(
   http: Http<Self, A, T>,
   session: Session<A>
-): Effect.Effect<Session<A>, NotFound | Expired | Conflict | StoreError, Self | T> =>
-  challenged(
-    http,
-    withTransport(http, (sessions, transport) =>
-      Effect.flatMap(
-        sessions.extend(session),
-        (extended) => written(transport, sessions.token(extended), extended, extended)
-      ))
-  )
+): Effect.Effect<Session<A>, Renewal, Self | T> =>
+  rewrite(http, (sessions) => sessions.extend(session), (sessions, extended) => ({
+    session: extended,
+    token: sessions.token(extended)
+  }))
 
 /** `SessionHttp.rotate`: a new id, and its token on the response. */
 export const rotate = <Self, A, T>(
   http: Http<Self, A, T>,
   session: Session<A>
-): Effect.Effect<Issued<A>, NotFound | Expired | Conflict | StoreError, Self | T> =>
-  challenged(
-    http,
-    withTransport(http, (sessions, transport) =>
-      Effect.flatMap(sessions.rotate(session), (issued) =>
-        written(transport, issued.token, issued.session, issued)))
-  )
+): Effect.Effect<Issued<A>, Renewal, Self | T> =>
+  rewrite(http, (sessions) => sessions.rotate(session), (_, issued) => issued)
 
 /** `SessionHttp.update`: no token changes, so nothing is written. */
 export const update = <Self, A, T>(
