@@ -135,8 +135,11 @@ const me = (session: Session.Session<{ readonly name: string }>): typeof Me.Type
 const HandlersLive = HttpApiBuilder.group(Api, "sessions", (handlers) =>
   handlers
     // No password check: this is where a real application verifies credentials.
-    .handle("login", ({ payload }) => Effect.map(AppApi.issue(payload.user.toLowerCase(), { name: payload.user }), me))
-    .handle("me", () => Effect.map(AppApi.Session, me))
+    .handle("login", ({ payload }) =>
+      Effect.map(AppApi.issue(payload.user.toLowerCase(), { name: payload.user }), ({ session }) =>
+        me(session)))
+    .handle("me", () =>
+      Effect.map(AppApi.Session, me))
     .handle("logout", () => Effect.flatMap(AppApi.Session, AppApi.clear))
     .handle("list", () =>
       Effect.gen(function*() {

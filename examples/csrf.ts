@@ -101,7 +101,7 @@ const issueSession = Effect.gen(function*() {
   // A secret, so it comes from the platform CSPRNG (never from Effect's seeded `Random`).
   const csrf = Csrf.token()
   // At login: store the session and put its signed token in the session cookie.
-  const session = yield* AppHttp.issue("user-1", { csrf })
+  const { session } = yield* AppHttp.issue("user-1", { csrf })
   // The page's script reads this cookie and copies the token into `X-CSRF-Token`; the server only ever
   // checks the header, since a cross-site request sends the cookie too.
   return yield* okWithCsrfCookie(csrf, session)

@@ -77,6 +77,10 @@ export interface SessionInfo<A> {
   readonly userAgent: string | undefined
   /** The client's address at login, when the HTTP layer issued the session. */
   readonly address: string | undefined
+  /** How long the session lives after issue or extension: its own (`IssueOptions.ttl`), else the service's. */
+  readonly ttl: Duration.Duration
+  /** Whether its token outlives the client's session (`IssueOptions.persistent`). */
+  readonly persistent: boolean
   readonly data: A
 }
 
@@ -128,6 +132,26 @@ export interface ClientInfo {
 }
 
 /**
+ * Options of `issue`: what is known of the client, and the session's own lifetime ("remember me").
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface IssueOptions extends ClientInfo {
+  /**
+   * This session's lifetime instead of the service's `ttl` (for example `"30 days"` when "remember me" is
+   * ticked): stored with the session, so `extend` and rolling expiry keep using it. The idle timeout and
+   * the absolute lifetime still bound it. A duration that is not positive and finite is a defect.
+   */
+  readonly ttl?: Duration.DurationInput | undefined
+  /**
+   * Default `true`. `false`: the client keeps the token for its own session only (a cookie without
+   * `Expires`/`Max-Age`, dropped when the browser closes), whenever it is written, renewals included.
+   */
+  readonly persistent?: boolean | undefined
+}
+
+/**
  * The sessions service for session data of type `A`.
  *
  * @since 0.1.0
@@ -137,7 +161,7 @@ export interface Sessions<A> {
   /** How long a session lives after it is issued or extended. */
   readonly ttl: Duration.Duration
   /** Creates and stores a session for `userId` and signs its token (at login). */
-  readonly issue: (userId: string, data: A, client?: ClientInfo) => Effect.Effect<Issued<A>, StoreError>
+  readonly issue: (userId: string, data: A, options?: IssueOptions) => Effect.Effect<Issued<A>, StoreError>
   /**
    * Returns the session a token stands for. The signature is checked before the store is asked; every
    * limit (expiry, idle timeout, absolute lifetime) is checked with `Clock`, whatever the store's own TTL
@@ -151,7 +175,7 @@ export interface Sessions<A> {
    */
   readonly resolve: (token: string) => Effect.Effect<Resolved<A>, BadSignature | NotFound | Expired | StoreError>
   /**
-   * Moves the expiry to now + `ttl` (never past the absolute lifetime) and saves it. Fails with `NotFound`
+   * Moves the expiry to now + the session's `ttl` (never past the absolute lifetime) and saves it. Fails with `NotFound`
    * when the session was cleared or renewed meanwhile (it is never brought back) and with `Expired` when
    * it already expired. Concurrent changes to the data are kept.
    */
@@ -507,8 +531,8 @@ export const make = <A, I>(
     )
     const service: Sessions<A> = {
       ttl: core.lifetime.ttl,
-      issue: Effect.fn("Sessions.issue")((userId: string, data: A, client?: ClientInfo) =>
-        Write.issue(core, userId, data, client)
+      issue: Effect.fn("Sessions.issue")((userId: string, data: A, options?: IssueOptions) =>
+        Write.issue(core, userId, data, options)
       ),
       get: (token) => Effect.map(Read.read(core, token, false), (resolved) => resolved.session),
       resolve: (token) => Read.read(core, token, true),

@@ -85,6 +85,13 @@ export interface Entry {
   /** What the HTTP layer knew of the client at login, if anything. */
   readonly userAgent: string | undefined
   readonly address: string | undefined
+  /**
+   * The session's own lifetime in milliseconds, chosen at issue ("remember me"): what `extend` and rolling
+   * expiry move the expiry by. `undefined`: the service's `ttl`, as configured when it is used.
+   */
+  readonly ttl: number | undefined
+  /** Whether the client keeps the token beyond its own session (`false`: a browser-session cookie). */
+  readonly persistent: boolean
   readonly data: unknown
 }
 
@@ -360,42 +367,54 @@ export const around = (
 // codec
 // -----------------------------------------------------------------------------
 
-const entryFormat = 3
+const entryFormat = 4
 
 /**
  * Serialises an entry to the compact JSON array kept by string-valued backends:
- * `[3, version, expiresAt, lastSeenAt, createdAt, renewedAt, extendedUntil, previousUntil, userId,
- * secret, previous, userAgent, address, data]`. The format number and the numbers a script needs come
- * first, so that a script reads them with a pattern (`^%[3,(%d+),(%d+),(%d+),`) without parsing the
- * rest.
+ * `[4, version, expiresAt, lastSeenAt, createdAt, renewedAt, extendedUntil, previousUntil, ttl, persistent,
+ * userId, secret, previous, userAgent, address, data]`. The format number and the numbers a script needs
+ * come first, so that a script reads them with a pattern (`^%[[34],(%d+),(%d+),(%d+),`) without parsing
+ * the rest.
+ *
+ * An entry with the service's lifetime (no `ttl` of its own, `persistent`) is written in the previous
+ * format, 3 (the same array without `ttl` and `persistent`), which the previous version of this package
+ * reads: during a rolling deployment or after a rollback, only sessions issued with a lifetime of their
+ * own are unreadable (no session) to a process of that version. {@link decodeEntry} reads both.
  *
  * @since 0.1.0
  * @category codec
  */
-export const encodeEntry = (entry: Entry): string =>
-  JSON.stringify([
-    entryFormat,
+export const encodeEntry = (entry: Entry): string => {
+  const times = [
     entry.version,
     entry.expiresAt,
     entry.lastSeenAt,
     entry.createdAt,
     entry.renewedAt,
     entry.extendedUntil,
-    entry.previousUntil,
-    entry.userId,
-    entry.secret,
-    entry.previous ?? null,
-    entry.userAgent ?? null,
-    entry.address ?? null,
-    entry.data
-  ])
+    entry.previousUntil
+  ]
+  const rest = [entry.userId, entry.secret, entry.previous ?? null, entry.userAgent ?? null, entry.address ?? null]
+  return JSON.stringify(
+    entry.ttl === undefined && entry.persistent
+      ? [3, ...times, ...rest, entry.data]
+      : [entryFormat, ...times, entry.ttl ?? null, entry.persistent, ...rest, entry.data]
+  )
+}
 
 const isTime = (u: unknown): u is number => Number.isSafeInteger(u) && (u as number) >= 0
 const isOptionalString = (u: unknown): u is string | null => u === null || typeof u === "string"
+const isTtl = (u: unknown): u is number | null => u === null || (Number.isSafeInteger(u) && (u as number) >= 1)
+
+// The fields from `userId` on, at `at` (10 in format 4, 8 in format 3), if they have their types.
+const isTail = (value: ReadonlyArray<unknown>, at: number): boolean =>
+  typeof value[at] === "string" && typeof value[at + 1] === "string" && isOptionalString(value[at + 2]) &&
+  isOptionalString(value[at + 3]) && isOptionalString(value[at + 4])
 
 /**
- * Reads what {@link encodeEntry} wrote. Anything else (invalid JSON, another shape, wrong types, more
- * than {@link maxEncodedLength} characters) is `undefined`, never an exception.
+ * Reads what {@link encodeEntry} wrote, in format 4 or 3 (the previous version's, read as an entry with the
+ * service's lifetime). Anything else (invalid JSON, another shape, wrong types, more than
+ * {@link maxEncodedLength} characters) is `undefined`, never an exception.
  *
  * @since 0.1.0
  * @category codec
@@ -408,11 +427,13 @@ export const decodeEntry = (raw: string): Entry | undefined => {
   } catch {
     return undefined
   }
+  if (!Array.isArray(value)) return undefined
+  const format = value[0]
+  const at = format === entryFormat && value.length === 16 ? 10 : format === 3 && value.length === 14 ? 8 : 0
   if (
-    !Array.isArray(value) || value.length !== 14 || value[0] !== entryFormat || !isTime(value[1]) ||
-    !isTime(value[2]) || !isTime(value[3]) || !isTime(value[4]) || !isTime(value[5]) || !isTime(value[6]) ||
-    !isTime(value[7]) || typeof value[8] !== "string" || typeof value[9] !== "string" ||
-    !isOptionalString(value[10]) || !isOptionalString(value[11]) || !isOptionalString(value[12])
+    at === 0 || !isTime(value[1]) || !isTime(value[2]) || !isTime(value[3]) || !isTime(value[4]) ||
+    !isTime(value[5]) || !isTime(value[6]) || !isTime(value[7]) || !isTail(value, at) ||
+    (at === 10 && !(isTtl(value[8]) && typeof value[9] === "boolean"))
   ) {
     return undefined
   }
@@ -424,11 +445,13 @@ export const decodeEntry = (raw: string): Entry | undefined => {
     renewedAt: value[5],
     extendedUntil: value[6],
     previousUntil: value[7],
-    userId: value[8],
-    secret: value[9],
-    previous: value[10] ?? undefined,
-    userAgent: value[11] ?? undefined,
-    address: value[12] ?? undefined,
-    data: value[13]
+    userId: value[at],
+    secret: value[at + 1],
+    previous: value[at + 2] ?? undefined,
+    userAgent: value[at + 3] ?? undefined,
+    address: value[at + 4] ?? undefined,
+    ttl: at === 10 ? value[8] ?? undefined : undefined,
+    persistent: at === 10 ? value[9] : true,
+    data: value[at + 5]
   }
 }

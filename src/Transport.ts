@@ -52,17 +52,36 @@ export interface TransportService {
    */
   readonly read: (request: HttpServerRequest.HttpServerRequest) => ReadonlyArray<string>
   /**
-   * Puts a token on a response. `expiresAt` is the session's expiry and `now` the current time, both in
-   * milliseconds since the epoch.
+   * Puts a token on a response. `expiresAt` is the session's expiry, `undefined` when the client should keep
+   * the token for its own session only (a session issued with `persistent: false`: a cookie without
+   * `Expires`/`Max-Age`); `now` is the current time, both in milliseconds since the epoch. `request` is the
+   * request the response answers (the HTTP layer always passes it).
    */
   readonly write: (
     response: HttpServerResponse.HttpServerResponse,
     token: string,
-    expiresAt: number,
-    now: number
+    expiresAt: number | undefined,
+    now: number,
+    request?: HttpServerRequest.HttpServerRequest | undefined
   ) => HttpServerResponse.HttpServerResponse
   /** Tells the client to forget its token (for cookies: expires the cookie with the same attributes). */
-  readonly clear: (response: HttpServerResponse.HttpServerResponse) => HttpServerResponse.HttpServerResponse
+  readonly clear: (
+    response: HttpServerResponse.HttpServerResponse,
+    request?: HttpServerRequest.HttpServerRequest | undefined
+  ) => HttpServerResponse.HttpServerResponse
+  /**
+   * What a 401 response tells the client about how to authenticate (`WWW-Authenticate`, RFC 7235), if
+   * anything; `refused` says whether the request presented a token that was refused. The HTTP layer calls
+   * it for 401 responses only. The header transport on `Authorization` answers `Bearer` (RFC 6750), with
+   * `error="invalid_token"` when refused; the cookie transport has none.
+   */
+  readonly challenge?:
+    | ((
+      response: HttpServerResponse.HttpServerResponse,
+      request: HttpServerRequest.HttpServerRequest,
+      refused: boolean
+    ) => HttpServerResponse.HttpServerResponse)
+    | undefined
   /**
    * The request header the token arrives in, lowercase (`cookie` for the cookie transport). Redacted in
    * traces by the transport layers; responses that depend on the session carry `Vary` on it.
@@ -70,6 +89,15 @@ export interface TransportService {
   readonly requestHeader: string
   /** The response header a token leaves in, lowercase (`set-cookie` for the cookie transport). Redacted in traces. */
   readonly responseHeader: string
+  /**
+   * Every request and response header a token travels in, lowercase, for a transport that uses more than
+   * `requestHeader` and `responseHeader` ({@link makeCookieOrBearer}). All are redacted in traces, and
+   * responses that depend on the session carry `Vary` on every request header.
+   */
+  readonly headers?: {
+    readonly request: ReadonlyArray<string>
+    readonly response: ReadonlyArray<string>
+  } | undefined
 }
 
 /**
@@ -195,50 +223,6 @@ export const maxCandidates = internal.maxCandidates
 
 const noCandidates: ReadonlyArray<string> = []
 
-// A cookie value as the browser sent it: trimmed, its quotes stripped, percent-decoded when it decodes
-// (the platform's own reading of cookies).
-const cookieValue = (raw: string): string => {
-  let value = raw.trim()
-  if (value.length >= 2 && value.charCodeAt(0) === 0x22 && value.charCodeAt(value.length - 1) === 0x22) {
-    value = value.slice(1, -1).trim()
-  }
-  if (value.indexOf("%") !== -1) {
-    try {
-      value = decodeURIComponent(value)
-    } catch {
-      // not percent-encoding after all: kept as sent
-    }
-  }
-  return value
-}
-
-/**
- * Every non-empty value of the cookie `name` in a `Cookie` header, in header order, at most
- * {@link maxCandidates}. `request.cookies` keeps only the first of several cookies of one name, which lets a
- * cookie planted by a sibling subdomain (or on a longer path, which browsers send first) hide the real one.
- */
-const cookieCandidates = (header: string | undefined, name: string): ReadonlyArray<string> => {
-  if (header === undefined || header.indexOf(name) === -1) return noCandidates
-  let found: Array<string> | undefined
-  const length = header.length
-  let position = 0
-  while (position < length) {
-    let end = header.indexOf(";", position)
-    if (end === -1) end = length
-    const equals = header.indexOf("=", position)
-    if (equals !== -1 && equals < end && header.slice(position, equals).trim() === name) {
-      const value = cookieValue(header.slice(equals + 1, end))
-      if (value !== "") {
-        if (found === undefined) found = [value]
-        else found.push(value)
-        if (found.length === maxCandidates) break
-      }
-    }
-    position = end + 1
-  }
-  return found ?? noCandidates
-}
-
 // The attributes of the cookie, defaults filled in.
 const cookieAttributes = (options: CookieOptions) =>
   ({
@@ -285,14 +269,14 @@ export const makeCookie = (options: CookieOptions = {}): Effect.Effect<Transport
     const persistent = options.persistent ?? true
 
     const transport = Transport.of({
-      read: (request) => cookieCandidates(request.headers["cookie"], name),
+      read: (request) => internal.cookieCandidates(request.headers["cookie"], name),
       write: (response, token, expiresAt, now) =>
         internal.noStore(
           HttpServerResponse.unsafeSetCookie(
             response,
             name,
             token,
-            persistent
+            persistent && expiresAt !== undefined
               ? {
                 ...attributes,
                 expires: new Date(expiresAt),
@@ -344,10 +328,51 @@ export const makeHeader = (options: HeaderOptions = {}): Effect.Effect<Transport
       },
       write: (response, value) => internal.noStore(HttpServerResponse.setHeader(response, responseHeader, value), vary),
       clear: (response) => internal.noStore(response, vary),
+      // RFC 6750 names the `Bearer` scheme for `Authorization` only: another header has no scheme to name.
+      challenge: isAuthorization ? internal.bearerChallenge : undefined,
       requestHeader: header,
       responseHeader
     }))
   })
+
+/**
+ * The request header with which a client that sends no token asks to be given one in the response header
+ * rather than the cookie, by the transport of {@link makeCookieOrBearer}: `X-Session-Transport: header`
+ * (at login, say).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const transportRequestHeader = internal.transportRequestHeader
+
+/**
+ * A transport for routes that serve browsers and API clients alike: it reads the token from the cookie
+ * (`cookieOptions`, as {@link makeCookie}) and from the header (`headerOptions`, as {@link makeHeader}:
+ * `Authorization: Bearer <token>` by default), the header's first. A request that carries a token in the
+ * header is answered in the header (a new token in `responseHeader`, nothing to expire); any other in the
+ * cookie, except a request that carries no token but asks for the header with
+ * `X-Session-Transport: header` ({@link transportRequestHeader}), as an API client's login does. A 401
+ * answers the header transport's challenge unless the request carried the cookie (a browser). Responses
+ * vary on both request headers, and all four header names are redacted in traces.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeCookieOrBearer = (
+  cookieOptions: CookieOptions = {},
+  headerOptions: HeaderOptions = {}
+): Effect.Effect<TransportService, InvalidTransportOptions> =>
+  Effect.flatMap(makeCookie(cookieOptions), (cookie) =>
+    Effect.flatMap(makeHeader(headerOptions), (header) => {
+      if (header.requestHeader === "cookie" || header.responseHeader === "set-cookie") {
+        return Effect.fail(
+          new InvalidTransportOptions({ message: "the header transport cannot use the cookie headers" })
+        )
+      }
+      const transport = Transport.of(internal.cookieOrHeader(cookie, header))
+      internal.registerCookie(transport, cookieName(cookieOptions))
+      return Effect.succeed(transport)
+    }))
 
 // -----------------------------------------------------------------------------
 // layers
@@ -355,8 +380,8 @@ export const makeHeader = (options: HeaderOptions = {}): Effect.Effect<Transport
 
 /**
  * A transport of your own (or one made by {@link makeCookie} / {@link makeHeader}) as a layer: provides it,
- * and adds its `requestHeader` and `responseHeader` to `Headers.currentRedactedNames` for everything built
- * after it, so that the platform's HTTP tracer never records a token. Every transport layer here is made
+ * and adds its `requestHeader` and `responseHeader` (and every name in `headers`) to
+ * `Headers.currentRedactedNames` for everything built after it, so that the platform's HTTP tracer never records a token. Every transport layer here is made
  * with it.
  *
  * @since 0.1.0
@@ -416,6 +441,18 @@ export const layerCookieConfig = (
  */
 export const layerHeader = (options: HeaderOptions = {}): Layer.Layer<Transport, InvalidTransportOptions> =>
   layer(makeHeader(options))
+
+/**
+ * The transport of {@link makeCookieOrBearer}: the cookie for browsers, `Authorization: Bearer` for API
+ * clients, on the same routes.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerCookieOrBearer = (
+  cookieOptions: CookieOptions = {},
+  headerOptions: HeaderOptions = {}
+): Layer.Layer<Transport, InvalidTransportOptions> => layer(makeCookieOrBearer(cookieOptions, headerOptions))
 
 const optional = <A>(config: Config.Config<A>): Config.Config<A | undefined> =>
   Config.map(Config.option(config), Option.getOrUndefined)

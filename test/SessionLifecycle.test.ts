@@ -14,6 +14,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import {
   Cause,
+  Duration,
   Effect,
   Either,
   Exit,
@@ -524,6 +525,107 @@ for (const backend of servers.all) {
           }
           yield* at(t0 + hour)
           expect(yield* failureTag(sessions.get(token))).toBe("Expired")
+        }))
+    })
+
+    describe("a session's own lifetime (remember me)", () => {
+      const day = 24 * hour
+
+      it.scoped("a 30-day session extended keeps 30 days; a default one keeps the service's ttl", () =>
+        Effect.gen(function*() {
+          const { sessions, store, t0 } = yield* setup(backend, { ttl: "1 hour" })
+          const remembered = yield* sessions.issue(newUser(), data, { ttl: "30 days" })
+          const plain = yield* sessions.issue(newUser(), data)
+          expect(remembered.session.expiresAt.epochMillis).toBe(t0 + 30 * day)
+          expect(remembered.session.ttl.toJSON()).toEqual(Duration.days(30).toJSON())
+          expect(plain.session.expiresAt.epochMillis).toBe(t0 + hour)
+          expect(Duration.toMillis(plain.session.ttl)).toBe(hour)
+          expect((yield* stored(store, remembered.session)).ttl).toBe(30 * day)
+          expect((yield* stored(store, plain.session)).ttl).toBeUndefined()
+
+          yield* at(t0 + 20 * minute)
+          // read back from the store first: the lifetime comes with the stored session, not the object
+          const extended = yield* sessions.extend(yield* sessions.get(remembered.token))
+          expect(extended.expiresAt.epochMillis).toBe(t0 + 20 * minute + 30 * day)
+          expect((yield* stored(store, remembered.session)).expiresAt).toBe(t0 + 20 * minute + 30 * day)
+          expect((yield* sessions.extend(yield* sessions.get(plain.token))).expiresAt.epochMillis).toBe(
+            t0 + 20 * minute + hour
+          )
+
+          // rotation keeps it too, and the session outlives the service's ttl by far
+          const rotated = yield* sessions.rotate(extended)
+          yield* at(t0 + 20 * minute + hour)
+          expect(yield* failureTag(sessions.get(plain.token))).toBe("Expired")
+          yield* at(t0 + 10 * day)
+          expect((yield* sessions.extend(yield* sessions.get(rotated.token))).expiresAt.epochMillis).toBe(
+            t0 + 40 * day
+          )
+        }))
+
+      it.scoped("rolling expiry moves it by its own ttl, at the threshold of its own ttl", () =>
+        Effect.gen(function*() {
+          const { sessions, store, t0 } = yield* setup(backend, { ttl: "1 hour", rolling: true })
+          const { session, token } = yield* sessions.issue(newUser(), data, { ttl: "30 days" })
+          // the service's threshold is half an hour; this session's is 15 days
+          yield* at(t0 + 15 * day)
+          expect((yield* sessions.resolve(token)).token).toBeUndefined()
+          expect((yield* stored(store, session)).version).toBe(0)
+          yield* at(t0 + 15 * day + 1)
+          const rolled = yield* sessions.resolve(token)
+          expect(rolled.token).toBeDefined()
+          expect(rolled.session.expiresAt.epochMillis).toBe(t0 + 45 * day + 1)
+          expect((yield* stored(store, session)).expiresAt).toBe(t0 + 45 * day + 1)
+        }))
+
+      it.scoped("the idle timeout and the absolute lifetime still bound it", () =>
+        Effect.gen(function*() {
+          const { sessions, t0 } = yield* setup(backend, { idleTimeout: "2 days", absoluteLifetime: "10 days" })
+          const idle = yield* sessions.issue(newUser(), data, { ttl: "30 days" })
+          const used = yield* sessions.issue(newUser(), data, { ttl: "30 days" })
+          expect(idle.session.expiresAt.epochMillis).toBe(t0 + 2 * day)
+          for (let days = 1; days < 10; days++) {
+            yield* at(t0 + days * day)
+            yield* sessions.extend(yield* sessions.get(used.token))
+            if (days === 2) expect(yield* failureTag(sessions.get(idle.token))).toBe("Expired")
+          }
+          expect((yield* sessions.get(used.token)).expiresAt.epochMillis).toBe(t0 + 10 * day)
+          yield* at(t0 + 10 * day)
+          expect(yield* failureTag(sessions.get(used.token))).toBe("Expired")
+        }))
+
+      it.scoped("persistent: false is kept through extension and rotation; the default is persistent", () =>
+        Effect.gen(function*() {
+          const { sessions, store } = yield* setup(backend, { ttl: "1 hour" })
+          const browser = yield* sessions.issue(newUser(), data, { persistent: false })
+          expect(browser.session.persistent).toBe(false)
+          expect((yield* stored(store, browser.session)).persistent).toBe(false)
+          expect((yield* sessions.get(browser.token)).persistent).toBe(false)
+          const extended = yield* sessions.extend(yield* sessions.get(browser.token))
+          expect(extended.persistent).toBe(false)
+          expect((yield* sessions.rotate(extended)).session.persistent).toBe(false)
+          expect((yield* sessions.issue(newUser(), data)).session.persistent).toBe(true)
+        }))
+
+      it.scoped("sessions with a lifetime of their own count under the per-user cap", () =>
+        Effect.gen(function*() {
+          const { sessions, t0 } = yield* setup(backend, { ttl: "1 hour", maxSessionsPerUser: 2 })
+          const user = newUser()
+          const first = yield* sessions.issue(user, data, { ttl: "30 days" })
+          yield* at(t0 + 1)
+          yield* sessions.issue(user, data, { ttl: "30 days", persistent: false })
+          yield* at(t0 + 2)
+          yield* sessions.issue(user, data)
+          expect((yield* sessions.list(user)).length).toBe(2)
+          expect(yield* failureTag(sessions.get(first.token))).toBe("NotFound")
+        }))
+
+      it.scoped("a ttl that is not a positive, finite duration is a defect", () =>
+        Effect.gen(function*() {
+          const { sessions } = yield* setup(backend, { ttl: "1 hour" })
+          for (const ttl of ["0 millis", Duration.infinity, -5] as const) {
+            const exit = yield* Effect.exit(sessions.issue(newUser(), data, { ttl }))
+            expect(Exit.isFailure(exit) && Cause.isDie(exit.cause)).toBe(true)
+          }
         }))
     })
 

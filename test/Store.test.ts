@@ -17,10 +17,13 @@ const entry: Store.Entry = {
   previousUntil: 1_700_000_960_000,
   userAgent: "Mozilla/5.0 (X11; Linux x86_64) ünï ✓",
   address: "2001:db8::1",
+  ttl: 2_592_000_000,
+  persistent: false,
   data: { csrf: "abc", roles: ["admin", "ops"], nested: { n: 1.5, ok: true, none: null }, text: "ünïcødé ✓ 🍪" }
 }
 
-// A session as just issued without client information: version 0, no previous secret, no user agent or address.
+// A session as just issued without client information or a lifetime of its own: version 0, no previous
+// secret, no user agent or address, the service's ttl, a persistent token.
 const fresh: Store.Entry = {
   version: 0,
   userId: "user-2",
@@ -34,6 +37,8 @@ const fresh: Store.Entry = {
   previousUntil: 0,
   userAgent: undefined,
   address: undefined,
+  ttl: undefined,
+  persistent: true,
   data: { csrf: "def" }
 }
 
@@ -43,9 +48,9 @@ describe("Store codec", () => {
     expect(Store.decodeEntry(Store.encodeEntry(fresh))).toEqual(fresh)
   })
 
-  it("writes the versioned compact array", () => {
+  it("writes the versioned compact array: format 4 for a session with a lifetime of its own", () => {
     expect(JSON.parse(Store.encodeEntry(entry))).toEqual([
-      3,
+      4,
       entry.version,
       entry.expiresAt,
       entry.lastSeenAt,
@@ -53,6 +58,8 @@ describe("Store codec", () => {
       entry.renewedAt,
       entry.extendedUntil,
       entry.previousUntil,
+      entry.ttl,
+      entry.persistent,
       entry.userId,
       entry.secret,
       entry.previous,
@@ -76,6 +83,43 @@ describe("Store codec", () => {
       null,
       fresh.data
     ])
+    // one of the two set is enough for format 4
+    expect(JSON.parse(Store.encodeEntry({ ...fresh, persistent: false }))[0]).toBe(4)
+    expect(JSON.parse(Store.encodeEntry({ ...fresh, ttl: 1 })).slice(0, 10)).toEqual([
+      4,
+      0,
+      fresh.expiresAt,
+      fresh.lastSeenAt,
+      fresh.createdAt,
+      fresh.renewedAt,
+      fresh.extendedUntil,
+      0,
+      1,
+      true
+    ])
+  })
+
+  // Sessions live in the store across an upgrade: what the previous version wrote reads on.
+  it("decodes a format 3 entry written by the previous version as one with the service's lifetime", () => {
+    const previous = "[3,2,1700259200000,1700000900000,1700000000000,1700000600000,1700259200000,0,\"user-1\"," +
+      "\"c2VjcmV0\",null,\"Mozilla/5.0\",\"127.0.0.1\",{\"csrf\":\"abc\"}]"
+    expect(Store.decodeEntry(previous)).toEqual({
+      version: 2,
+      expiresAt: 1_700_259_200_000,
+      lastSeenAt: 1_700_000_900_000,
+      createdAt: 1_700_000_000_000,
+      renewedAt: 1_700_000_600_000,
+      extendedUntil: 1_700_259_200_000,
+      previousUntil: 0,
+      userId: "user-1",
+      secret: "c2VjcmV0",
+      previous: undefined,
+      userAgent: "Mozilla/5.0",
+      address: "127.0.0.1",
+      ttl: undefined,
+      persistent: true,
+      data: { csrf: "abc" }
+    })
   })
 
   it("keeps null and primitive data", () => {
@@ -92,13 +136,13 @@ describe("Store codec", () => {
   })
 
   // The Redis store's scripts read the version, the expiry, when it was last seen and when it was created
-  // with the Lua pattern `^%[3,(%d+),(%d+),(%d+),(%d+),`.
+  // with the Lua pattern `^%[[34],(%d+),(%d+),(%d+),(%d+),`, in both formats.
   it.prop(
     "the format and the numbers a script needs open the encoded form, as the Redis scripts' pattern reads them",
-    [fc.maxSafeNat(), fc.maxSafeNat(), fc.maxSafeNat(), fc.maxSafeNat()],
-    ([version, expiresAt, lastSeenAt, createdAt]) => {
-      const raw = Store.encodeEntry({ ...entry, version, expiresAt, lastSeenAt, createdAt })
-      expect(/^\[3,(\d+),(\d+),(\d+),(\d+),/.exec(raw)?.slice(1)).toEqual(
+    [fc.maxSafeNat(), fc.maxSafeNat(), fc.maxSafeNat(), fc.maxSafeNat(), fc.constantFrom(entry, fresh)],
+    ([version, expiresAt, lastSeenAt, createdAt, base]) => {
+      const raw = Store.encodeEntry({ ...base, version, expiresAt, lastSeenAt, createdAt })
+      expect(/^\[[34],(\d+),(\d+),(\d+),(\d+),/.exec(raw)?.slice(1)).toEqual(
         [version, expiresAt, lastSeenAt, createdAt].map(String)
       )
     },
@@ -165,8 +209,12 @@ describe("Store codec", () => {
         JSON.stringify([2, 7, "user-1", 1, 1, 2, 2, 1, 0, null, null, { csrf: "abc" }])
       ],
       ["format 2 in the new layout", withValue(0, 2)],
-      ["another format", withValue(0, 4)],
-      ["a format as a string", withValue(0, "3")],
+      ["format 3 in the layout of format 4", withValue(0, 3)],
+      ["another format", withValue(0, 5)],
+      ["a format as a string", withValue(0, "4")],
+      ["format 4 in the layout of format 3", JSON.stringify([4, ...JSON.parse(Store.encodeEntry(fresh)).slice(1)])],
+      ["format 3, one field short", JSON.stringify(JSON.parse(Store.encodeEntry(fresh)).slice(0, -1))],
+      ["format 3 with a numeric userId", JSON.stringify(Object.assign(JSON.parse(Store.encodeEntry(fresh)), { 8: 7 }))],
       ["a version as a string", withValue(1, "7")],
       ["a negative version", withValue(1, -1)],
       ["a fractional version", withValue(1, 1.5)],
@@ -181,18 +229,24 @@ describe("Store codec", () => {
       ["a null extendedUntil", withValue(6, null)],
       ["a null previousUntil", withValue(7, null)],
       ["an unsafe integer time", withRaw(6, `${Number.MAX_SAFE_INTEGER}0`)],
-      ["a numeric userId", withValue(8, 7)],
-      ["a null userId", withValue(8, null)],
-      ["a null secret", withValue(9, null)],
-      ["a numeric secret", withValue(9, 1)],
-      ["a numeric previous", withValue(10, 1)],
-      ["a boolean previous", withValue(10, true)],
-      ["a numeric userAgent", withValue(11, 42)],
-      ["a userAgent object", withValue(11, { name: "browser" })],
-      ["a boolean userAgent", withValue(11, false)],
-      ["a numeric address", withValue(12, 1)],
-      ["an address array", withValue(12, ["127.0.0.1"])],
-      ["more than Store.maxEncodedLength characters", withValue(13, "x".repeat(Store.maxEncodedLength))]
+      ["a zero ttl", withValue(8, 0)],
+      ["a negative ttl", withValue(8, -1)],
+      ["a fractional ttl", withValue(8, 1.5)],
+      ["a string ttl", withValue(8, "30 days")],
+      ["a null persistent", withValue(9, null)],
+      ["a numeric persistent", withValue(9, 1)],
+      ["a numeric userId", withValue(10, 7)],
+      ["a null userId", withValue(10, null)],
+      ["a null secret", withValue(11, null)],
+      ["a numeric secret", withValue(11, 1)],
+      ["a numeric previous", withValue(12, 1)],
+      ["a boolean previous", withValue(12, true)],
+      ["a numeric userAgent", withValue(13, 42)],
+      ["a userAgent object", withValue(13, { name: "browser" })],
+      ["a boolean userAgent", withValue(13, false)],
+      ["a numeric address", withValue(14, 1)],
+      ["an address array", withValue(14, ["127.0.0.1"])],
+      ["more than Store.maxEncodedLength characters", withValue(15, "x".repeat(Store.maxEncodedLength))]
     ]
     for (const [name, raw] of cases) {
       it(name, () => {
@@ -245,6 +299,8 @@ describe("Store codec", () => {
         previousUntil: fc.maxSafeNat(),
         userAgent: fc.option(fc.string({ unit: "binary" }), { nil: undefined }),
         address: fc.option(fc.string({ unit: "binary" }), { nil: undefined }),
+        ttl: fc.option(fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }), { nil: undefined }),
+        persistent: fc.boolean(),
         data: fc.jsonValue()
       })
     ],

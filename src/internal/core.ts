@@ -6,7 +6,7 @@
  * @internal
  */
 import * as DateTime from "effect/DateTime"
-import type * as Duration from "effect/Duration"
+import * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Redacted from "effect/Redacted"
@@ -118,7 +118,8 @@ export const make = <A, I>(
     }
   })
 
-export const toInfo = <A>(key: Key, entry: Entry, data: A): SessionInfo<A> => ({
+/** What `list` shows of a session. `ttl` is the service's, for a session without a lifetime of its own. */
+export const toInfo = <A>(key: Key, entry: Entry, data: A, ttl: Duration.Duration): SessionInfo<A> => ({
   key,
   userId: entry.userId,
   createdAt: DateTime.unsafeMake(entry.createdAt),
@@ -127,6 +128,9 @@ export const toInfo = <A>(key: Key, entry: Entry, data: A): SessionInfo<A> => ({
   lastSeenAt: DateTime.unsafeMake(entry.lastSeenAt),
   userAgent: entry.userAgent,
   address: entry.address,
+  // made only for a session with a lifetime of its own: the service's is shared
+  ttl: entry.ttl === undefined ? ttl : Duration.millis(entry.ttl),
+  persistent: entry.persistent,
   data
 })
 
@@ -142,7 +146,7 @@ export const toSession = <A>(
   data: A,
   secret: string
 ): Session<A> => {
-  const session: Session<A> = Object.freeze({ id, ...toInfo(key, entry, data) })
+  const session: Session<A> = Object.freeze({ id, ...toInfo(key, entry, data, core.lifetime.ttl) })
   core.known.set(session, { entry, secret, current: entry.secret === secret })
   return session
 }

@@ -12,20 +12,27 @@ import * as Clock from "effect/Clock"
 import type * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import type * as Option from "effect/Option"
-import type { CurrentSession, Session, Sessions, SessionsTag } from "../Session.js"
+import type { CurrentSession, Session, SessionInfo, Sessions, SessionsTag } from "../Session.js"
 import type { TransportService } from "../Transport.js"
-import { canonical, claim, dieLoudly, privateResponse } from "./transport.js"
+import { canonical, claim, dieLoudly, exposeToken, privateResponse, requestHeaders } from "./transport.js"
 
 /**
  * What the middleware knows of one transport, worked out at its first request: the pre-response hook that
- * marks responses as depending on the token (`Vary`, `Cache-Control: private`), and the span attribute
- * under which the platform's tracer records the token's request header.
+ * marks responses as depending on the token (`Vary`, `Cache-Control: private`), the hooks that put the
+ * transport's challenge on a 401, and the span attributes under which the platform's tracer records the
+ * token's request headers.
  */
 export interface Prepared {
   readonly transport: TransportService
+  /** The request headers a token arrives in, canonical, as `Vary` names them (`Cookie, Authorization`). */
   readonly header: string
   readonly vary: Effect.Effect<void>
-  readonly attribute: string
+  /** The transport's challenge on a 401 to a request without a token, and to one whose token was refused. */
+  readonly challengeMissing: Effect.Effect<void> | undefined
+  readonly challengeRefused: Effect.Effect<void> | undefined
+  readonly requestHeaders: ReadonlyArray<string>
+  /** The span attribute of each of `requestHeaders`. */
+  readonly attributes: ReadonlyArray<string>
   // whether the middleware has checked that the transport's headers are redacted in traces
   redactionChecked: boolean
   // the redacted header names last seen, and whether they cover the request header: when they do, the
@@ -51,12 +58,16 @@ export interface Http<Self, A, T> {
 }
 
 const prepare = (transport: TransportService): Prepared => {
-  const header = canonical(transport.requestHeader)
+  const headers = requestHeaders(transport)
+  const header = headers.map(canonical).join(", ")
   return {
     transport,
     header,
     vary: HttpApp.appendPreResponseHandler((_request, response) => Effect.succeed(privateResponse(response, header))),
-    attribute: `http.request.header.${transport.requestHeader}`,
+    challengeMissing: challenge(transport, false),
+    challengeRefused: challenge(transport, true),
+    requestHeaders: headers,
+    attributes: headers.map((name) => `http.request.header.${name}`),
     redactionChecked: false,
     names: undefined,
     requestHeaderRedacted: false
@@ -94,12 +105,38 @@ export const make = <Self, A, I, T>(
   return http
 }
 
-/** Registers the pre-response hook that puts `token` on the response. */
-export const writeToken = (transport: TransportService, token: string, expiresAt: number): Effect.Effect<void> =>
-  HttpApp.appendPreResponseHandler((_request, response) =>
-    Effect.map(Clock.currentTimeMillis, (now) => transport.write(response, token, expiresAt, now))
+/**
+ * The pre-response hook that puts the transport's challenge on a 401 response, made once per transport
+ * (none for a transport without one).
+ */
+const challenge = (transport: TransportService, refused: boolean): Effect.Effect<void> | undefined => {
+  const f = transport.challenge
+  return f === undefined ?
+    undefined :
+    HttpApp.appendPreResponseHandler((request, response) =>
+      Effect.succeed(response.status === 401 ? f(response, request, refused) : response)
+    )
+}
+
+/**
+ * Registers the pre-response hook that puts the token of `session` on the response: with the session's
+ * expiry when its token is persistent, for the client's session only otherwise; named in
+ * `Access-Control-Expose-Headers` when the request is cross-origin and the token is in a readable header.
+ */
+export const writeToken = (
+  transport: TransportService,
+  token: string,
+  session: Pick<SessionInfo<unknown>, "expiresAt" | "persistent">
+): Effect.Effect<void> => {
+  const expiresAt = session.persistent ? session.expiresAt.epochMillis : undefined
+  return HttpApp.appendPreResponseHandler((request, response) =>
+    Effect.map(
+      Clock.currentTimeMillis,
+      (now) => exposeToken(transport, request, transport.write(response, token, expiresAt, now, request))
+    )
   )
+}
 
 /** Registers the pre-response hook that tells the client to forget its token. */
 export const clearToken = (transport: TransportService): Effect.Effect<void> =>
-  HttpApp.appendPreResponseHandler((_request, response) => Effect.succeed(transport.clear(response)))
+  HttpApp.appendPreResponseHandler((request, response) => Effect.succeed(transport.clear(response, request)))

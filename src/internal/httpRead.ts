@@ -17,11 +17,18 @@ import * as FiberRef from "effect/FiberRef"
 import * as Option from "effect/Option"
 import type { CurrentSession, Rejected, Session } from "../Session.js"
 import type { StoreError } from "../Store.js"
-import type { TransportService } from "../Transport.js"
 import { check, clearToken, type Http, type Prepared, writeToken } from "./http.js"
 import { isSuperseded } from "./refusal.js"
 import { fastPath, type ReadContinuation } from "./registry.js"
-import { describe, dieLoudly, isRedacted, maxCandidates, privateResponse, redactSpan } from "./transport.js"
+import {
+  describe,
+  dieLoudly,
+  isRedacted,
+  maxCandidates,
+  privateResponse,
+  redactSpan,
+  responseHeaders
+} from "./transport.js"
 
 /** How a request goes on once its session is known: on the fiber the read started on. */
 export type Next<A, X, E, R> = (
@@ -41,12 +48,13 @@ export const resolveFirst = <Self, A, T, X, E, R>(
   http: Http<Self, A, T>,
   fiber: Fiber.RuntimeFiber<unknown, unknown>,
   context: Context.Context<Self>,
-  transport: TransportService,
+  prepared: Prepared,
   candidates: ReadonlyArray<string>,
   next: Next<A, X, E, R>,
   outage: (error: StoreError) => Effect.Effect<X, E, R>
 ): Effect.Effect<X, E, R> => {
   const sessions = Context.get(context, http.tag)
+  const transport = prepared.transport
   const resolveWith = fastPath(sessions)
   let superseded = false
   const attempt = (index: number): Effect.Effect<X, E, R> => {
@@ -64,17 +72,19 @@ export const resolveFirst = <Self, A, T, X, E, R>(
       // The client holds a token that will never work again: tell it to drop it. A handler that issues a
       // new session later in this request registers its write after this, so the new token wins. Not
       // when the transport handed over as many candidates as it takes: the client's own token may be
-      // one it left out, behind cookies planted ahead of it, and expiring would delete it.
-      return superseded || candidates.length >= maxCandidates
+      // one it left out, behind cookies planted ahead of it, and expiring would delete it. A 401 that
+      // follows carries the transport's challenge (a token was presented and refused).
+      const rest = prepared.challengeRefused === undefined
         ? next(fiber, noSession)
-        : Effect.zipRight(clearToken(transport), next(fiber, noSession))
+        : Effect.zipRight(prepared.challengeRefused, next(fiber, noSession))
+      return superseded || candidates.length >= maxCandidates ? rest : Effect.zipRight(clearToken(transport), rest)
     }
     const k: ReadContinuation<A, X, E, R> = {
       valid: ({ session, token }) =>
         token === undefined
           ? next(fiber, Option.some(session))
           : Effect.zipRight(
-            writeToken(transport, token, session.expiresAt.epochMillis),
+            writeToken(transport, token, session),
             next(fiber, Option.some(session))
           ),
       refused
@@ -107,23 +117,29 @@ export const withSession = <Self, A, T, X, E, R>(
     const names = fiber.getFiberRef(Headers.currentRedactedNames)
     if (names !== checked.names) {
       checked.names = names
-      checked.requestHeaderRedacted = isRedacted(names, transport.requestHeader)
+      checked.requestHeaderRedacted = checked.requestHeaders.every((header) => isRedacted(names, header))
     }
     // Defence in depth: the transport layers redact their header names in traces, but a transport
     // provided some other way would leave the token in the request span.
-    if (!checked.requestHeaderRedacted && request.headers[transport.requestHeader] !== undefined) {
-      redactSpan(fiber.currentSpan, checked.attribute)
+    if (!checked.requestHeaderRedacted) {
+      for (let i = 0; i < checked.requestHeaders.length; i++) {
+        if (request.headers[checked.requestHeaders[i]!] !== undefined) {
+          redactSpan(fiber.currentSpan, checked.attributes[i]!)
+        }
+      }
     }
     const candidates = transport.read(request)
     const go = candidates.length === 0
-      ? next(fiber, noSession)
+      ? checked.challengeMissing === undefined
+        ? next(fiber, noSession)
+        : Effect.zipRight(checked.challengeMissing, next(fiber, noSession))
       : Effect.zipRight(
         checked.vary,
-        resolveFirst(http, fiber, context, transport, candidates, next, (error) => outage(error, checked))
+        resolveFirst(http, fiber, context, checked, candidates, next, (error) => outage(error, checked))
       )
     if (checked.redactionChecked) return go
     checked.redactionChecked = true
-    return checked.requestHeaderRedacted && isRedacted(names, transport.responseHeader)
+    return checked.requestHeaderRedacted && responseHeaders(transport).every((header) => isRedacted(names, header))
       ? go
       : Effect.zipRight(
         Effect.logWarning(

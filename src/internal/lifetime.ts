@@ -34,6 +34,10 @@ const positive = (name: string, input: Duration.DurationInput | undefined) => {
     : Either.left(`${name} must be a finite duration of at least 1 millisecond`)
 }
 
+/** A session's own lifetime (`IssueOptions.ttl`) in milliseconds, or why it is unusable. */
+export const sessionTtl = (input: Duration.DurationInput): Either.Either<number, string> =>
+  Either.map(positive("a session's ttl", input), (millis) => Math.round(millis!))
+
 const nonNegative = (name: string, input: Duration.DurationInput | undefined, fallback: number) => {
   if (input === undefined) return Either.right(fallback)
   const millis = Duration.toMillis(Duration.decode(input))
@@ -64,6 +68,9 @@ export const fromOptions = (
     }
   })
 
+/** How long `entry`'s session lives after issue or extension: its own ttl, else the service's. */
+export const ttlOf = (lifetime: Lifetime, entry: Pick<Entry, "ttl">): number => entry.ttl ?? lifetime.ttlMillis
+
 /**
  * When a session dies: the earliest of its expiry, its idle deadline and its absolute deadline, by the
  * options in force now (so tightening them applies to existing sessions too).
@@ -83,8 +90,8 @@ export const isDead = (lifetime: Lifetime, entry: Entry, now: number): boolean =
   now >= entry.expiresAt || now >= deadline(lifetime, entry)
 
 /**
- * What a use at `now` must record, if anything: rolling expiry when less than `threshold` of the lifetime
- * is left (`roll`), the idle timeout when less than `threshold` of the idle window is left (`seen`).
+ * What a use at `now` must record, if anything: rolling expiry when less than `threshold` of the session's
+ * lifetime (its own ttl, else the service's) is left (`roll`), the idle timeout when less than `threshold` of the idle window is left (`seen`).
  * Otherwise `undefined`: the read writes nothing.
  */
 export const dueOnUse = (
@@ -92,7 +99,7 @@ export const dueOnUse = (
   entry: Entry,
   now: number
 ): { readonly roll: boolean } | undefined => {
-  const roll = lifetime.rolling && entry.extendedUntil - now < lifetime.threshold * lifetime.ttlMillis
+  const roll = lifetime.rolling && entry.extendedUntil - now < lifetime.threshold * ttlOf(lifetime, entry)
   const seen = lifetime.idle !== undefined &&
     entry.lastSeenAt + lifetime.idle - now < lifetime.threshold * lifetime.idle
   return roll ? rolls : seen ? records : undefined

@@ -7,9 +7,11 @@
 import type { Cluster, Redis } from "ioredis"
 
 // Each script touches the user's hash only (one slot). Fields are read with the pattern of the entry
-// codec's head, `[3,version,expiresAt,lastSeenAt,createdAt,`, without parsing the rest. Redis's own clock
-// (TIME) decides what is dead for longer than the retention, as it is the clock its key expiry follows;
-// the cap counts live entries by the application's clock, as the port says.
+// codec's head, `[4,version,expiresAt,lastSeenAt,createdAt,` (format 3, which the codec still writes for
+// an entry with the service's lifetime and which a previous version left behind, has the same head),
+// without parsing the rest. Redis's own clock (TIME) decides what is dead for longer than the retention, as
+// it is the clock its key expiry follows; the cap counts live entries by the application's clock, as the
+// port says.
 const redisNow = `
 local clock = redis.call('TIME')
 local now = clock[1] * 1000 + math.floor(clock[2] / 1000)
@@ -24,7 +26,7 @@ local kind = redis.call('TYPE', key).ok
 if ARGV[3] == 'update' then
   if kind ~= 'hash' then return 0 end
   local current = redis.call('HGET', key, field)
-  if not current or string.match(current, '^%[3,(%d+),') ~= ARGV[4] then return 0 end
+  if not current or string.match(current, '^%[[34],(%d+),') ~= ARGV[4] then return 0 end
 elseif kind == 'hash' then
   if redis.call('HEXISTS', key, field) == 1 then return 0 end
   local retention, cap, capNow, longest = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
@@ -32,7 +34,7 @@ elseif kind == 'hash' then
   local all = redis.call('HGETALL', key)
   for i = 1, #all, 2 do
     local name, value = all[i], all[i + 1]
-    local expiresAt, lastSeenAt, createdAt = string.match(value, '^%[3,%d+,(%d+),(%d+),(%d+),')
+    local expiresAt, lastSeenAt, createdAt = string.match(value, '^%[[34],%d+,(%d+),(%d+),(%d+),')
     if #value > longest then
       -- unreadable by any version of the codec: garbage
       redis.call('HDEL', key, name)
@@ -75,7 +77,7 @@ for i = 1, #all, 2 do
   if all[i] == except then
     kept = true
   else
-    local expiresAt = string.match(all[i + 1], '^%[3,%d+,(%d+),')
+    local expiresAt = string.match(all[i + 1], '^%[[34],%d+,(%d+),')
     if expiresAt and #all[i + 1] <= longest and tonumber(expiresAt) > now then live = live + 1 end
   end
 end

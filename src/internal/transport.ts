@@ -7,6 +7,7 @@
  * @internal
  */
 import * as Headers from "@effect/platform/Headers"
+import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
@@ -32,6 +33,52 @@ export const cookieName = (transport: TransportService): string | undefined => c
  */
 export const maxCandidates = 4
 
+const noCandidates: ReadonlyArray<string> = []
+
+// A cookie value as the browser sent it: trimmed, its quotes stripped, percent-decoded when it decodes
+// (the platform's own reading of cookies).
+const cookieValue = (raw: string): string => {
+  let value = raw.trim()
+  if (value.length >= 2 && value.charCodeAt(0) === 0x22 && value.charCodeAt(value.length - 1) === 0x22) {
+    value = value.slice(1, -1).trim()
+  }
+  if (value.indexOf("%") !== -1) {
+    try {
+      value = decodeURIComponent(value)
+    } catch {
+      // not percent-encoding after all: kept as sent
+    }
+  }
+  return value
+}
+
+/**
+ * @internal Every non-empty value of the cookie `name` in a `Cookie` header, in header order, at most
+ * {@link maxCandidates}. `request.cookies` keeps only the first of several cookies of one name, which lets a
+ * cookie planted by a sibling subdomain (or on a longer path, which browsers send first) hide the real one.
+ */
+export const cookieCandidates = (header: string | undefined, name: string): ReadonlyArray<string> => {
+  if (header === undefined || header.indexOf(name) === -1) return noCandidates
+  let found: Array<string> | undefined
+  const length = header.length
+  let position = 0
+  while (position < length) {
+    let end = header.indexOf(";", position)
+    if (end === -1) end = length
+    const equals = header.indexOf("=", position)
+    if (equals !== -1 && equals < end && header.slice(position, equals).trim() === name) {
+      const value = cookieValue(header.slice(equals + 1, end))
+      if (value !== "") {
+        if (found === undefined) found = [value]
+        else found.push(value)
+        if (found.length === maxCandidates) break
+      }
+    }
+    position = end + 1
+  }
+  return found ?? noCandidates
+}
+
 /** @internal How messages name a transport: `cookie "session"`, or `header "authorization"`. */
 export const describe = (transport: TransportService): string => {
   const cookie = cookieNames.get(transport)
@@ -41,18 +88,107 @@ export const describe = (transport: TransportService): string => {
 /** @internal `x-session-token` as `X-Session-Token`: how header names read in a `Vary` value. */
 export const canonical = (name: string): string => name.replace(/(^|-)([a-z])/g, (_, dash, c) => dash + c.toUpperCase())
 
+/** @internal Every request header a token of `transport` arrives in. */
+export const requestHeaders = (transport: TransportService): ReadonlyArray<string> =>
+  transport.headers?.request ?? [transport.requestHeader]
+
+/** @internal Every response header a token of `transport` leaves in. */
+export const responseHeaders = (transport: TransportService): ReadonlyArray<string> =>
+  transport.headers?.response ?? [transport.responseHeader]
+
 /**
- * @internal `vary` merged with `header` (given canonical): unchanged when it already names the header, case
- * insensitively, or is `*`.
+ * @internal The header list `list` (`Vary`, `Access-Control-Expose-Headers`) merged with `header` (given
+ * canonical; several as `A, B`): unchanged when it already names each, case insensitively, or, if `star`
+ * covers all, is `*`.
  */
-export const mergeVary = (vary: string | undefined, header: string): string => {
-  if (vary === undefined || vary.trim() === "") return header
-  const wanted = header.toLowerCase()
-  for (const part of vary.split(",")) {
-    const name = part.trim().toLowerCase()
-    if (name === wanted || name === "*") return vary
+export const mergeList = (list: string | undefined, header: string, star = true): string => {
+  if (list === undefined || list.trim() === "") return header
+  if (header.indexOf(",") !== -1) {
+    let merged = list
+    for (const name of header.split(",")) merged = mergeList(merged, name.trim(), star)
+    return merged
   }
-  return `${vary}, ${header}`
+  const wanted = header.toLowerCase()
+  for (const part of list.split(",")) {
+    const name = part.trim().toLowerCase()
+    if (name === wanted || (star && name === "*")) return list
+  }
+  return `${list}, ${header}`
+}
+
+/** @internal `vary` merged with `header` (given canonical): unchanged when it already names it or is `*`. */
+export const mergeVary = (vary: string | undefined, header: string): string => mergeList(vary, header)
+
+/**
+ * @internal `response`, which carries a token in the response header(s) of `transport`, named in
+ * `Access-Control-Expose-Headers` when the request is cross-origin (an `Origin`, or a response that allows
+ * one), so that a browser's `fetch` may read it. `*` is not taken to cover it: it does not for a request
+ * with credentials.
+ */
+export const exposeToken = (
+  transport: TransportService,
+  request: HttpServerRequest.HttpServerRequest,
+  response: HttpServerResponse.HttpServerResponse
+): HttpServerResponse.HttpServerResponse => {
+  if (request.headers["origin"] === undefined && response.headers["access-control-allow-origin"] === undefined) {
+    return response
+  }
+  let exposed = response.headers["access-control-expose-headers"]
+  const before = exposed
+  for (const name of responseHeaders(transport)) {
+    if (name !== "set-cookie" && response.headers[name] !== undefined) {
+      exposed = mergeList(exposed, canonical(name), false)
+    }
+  }
+  return exposed === before || exposed === undefined
+    ? response
+    : HttpServerResponse.setHeader(response, "access-control-expose-headers", exposed)
+}
+
+/** @internal The header transport's challenge on `Authorization` (RFC 6750 §3), unless the response has one. */
+export const bearerChallenge = (
+  response: HttpServerResponse.HttpServerResponse,
+  _request: HttpServerRequest.HttpServerRequest,
+  refused: boolean
+): HttpServerResponse.HttpServerResponse =>
+  response.headers["www-authenticate"] !== undefined
+    ? response
+    : HttpServerResponse.setHeader(response, "www-authenticate", refused ? "Bearer error=\"invalid_token\"" : "Bearer")
+
+/** @internal `Transport.transportRequestHeader`. */
+export const transportRequestHeader = "x-session-transport"
+
+/**
+ * @internal The transport of `Transport.makeCookieOrBearer`, over a cookie transport and a header transport:
+ * which one answers is decided by what the request carried (see there).
+ */
+export const cookieOrHeader = (cookie: TransportService, header: TransportService): TransportService => {
+  const vary = `${canonical(cookie.requestHeader)}, ${canonical(header.requestHeader)}`
+  const inHeader = (request: HttpServerRequest.HttpServerRequest | undefined) =>
+    request !== undefined && (header.read(request).length > 0 ||
+      (cookie.read(request).length === 0 && request.headers[transportRequestHeader]?.toLowerCase() === "header"))
+  return {
+    read: (request) => {
+      const fromHeader = header.read(request)
+      const fromCookie = cookie.read(request)
+      if (fromCookie.length === 0) return fromHeader
+      if (fromHeader.length === 0) return fromCookie
+      return [...fromHeader, ...fromCookie].slice(0, maxCandidates)
+    },
+    write: (response, token, expiresAt, now, request) =>
+      noStore((inHeader(request) ? header : cookie).write(response, token, expiresAt, now, request), vary),
+    clear: (response, request) => noStore((inHeader(request) ? header : cookie).clear(response, request), vary),
+    challenge: (response, request, refused) =>
+      header.challenge === undefined || cookie.read(request).length > 0
+        ? response
+        : header.challenge(response, request, refused),
+    requestHeader: cookie.requestHeader,
+    responseHeader: cookie.responseHeader,
+    headers: {
+      request: [cookie.requestHeader, header.requestHeader],
+      response: [cookie.responseHeader, header.responseHeader]
+    }
+  }
 }
 
 /**
@@ -94,7 +230,7 @@ export const isRedacted = (names: ReadonlyArray<string | RegExp>, name: string):
  */
 export const redactHeaders = (transport: TransportService): Effect.Effect<void, never, Scope.Scope> =>
   Effect.locallyScopedWith(Headers.currentRedactedNames, (names) => {
-    const missing = [transport.requestHeader, transport.responseHeader].filter((name, i, all) =>
+    const missing = [...requestHeaders(transport), ...responseHeaders(transport)].filter((name, i, all) =>
       all.indexOf(name) === i && !isRedacted(names, name)
     )
     return missing.length === 0 ? names : [...names, ...missing]

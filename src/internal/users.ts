@@ -34,7 +34,7 @@ export const list = <A>(core: Core<A>, userId: string): Effect.Effect<ReadonlyAr
         const data = core.codec.decode(entry.data)
         if (Either.isRight(data)) {
           freezeData(data.right)
-          sessions.push(Object.freeze(toInfo(key, entry, data.right)))
+          sessions.push(Object.freeze(toInfo(key, entry, data.right, core.lifetime.ttl)))
         }
       }
     }

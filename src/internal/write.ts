@@ -12,7 +12,7 @@ import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Crypto from "node:crypto"
-import type { ClientInfo, Conflict, Expired, Issued, NotFound, Session } from "../Session.js"
+import type { Conflict, Expired, Issued, IssueOptions, NotFound, Session } from "../Session.js"
 import type { Entry, Key, StoreError } from "../Store.js"
 import { type Core, partsOf, toSession } from "./core.js"
 import { lineageKey, newFamily, newSecret, secretDigest, tagLength } from "./ids.js"
@@ -46,14 +46,15 @@ const newEntry = <A>(
   now: number,
   encoded: unknown,
   secret: string,
-  client: ClientInfo | undefined
+  client: IssueOptions | undefined,
+  ttl: number | undefined
 ): Entry => {
   const entry = {
     version: 0,
     userId,
     createdAt: now,
     renewedAt: now,
-    extendedUntil: now + core.lifetime.ttlMillis,
+    extendedUntil: now + (ttl ?? core.lifetime.ttlMillis),
     lastSeenAt: now,
     secret,
     previous: undefined,
@@ -61,6 +62,8 @@ const newEntry = <A>(
     // bounded, like the data, so that an entry never outgrows `Store.maxEncodedLength`
     userAgent: client?.userAgent?.slice(0, maxClientInfoLength),
     address: client?.address?.slice(0, maxClientInfoLength),
+    ttl,
+    persistent: client?.persistent ?? true,
     data: encoded
   }
   return { ...entry, expiresAt: Lifetime.deadline(core.lifetime, entry) }
@@ -70,12 +73,15 @@ export const issue = <A>(
   core: Core<A>,
   userId: string,
   data: A,
-  client: ClientInfo | undefined
+  options: IssueOptions | undefined
 ): Effect.Effect<Issued<A>, StoreError> =>
   Effect.gen(function*() {
     if (userId.length > maxUserIdLength) {
       return yield* Effect.dieMessage(`a user id is at most ${maxUserIdLength} characters long`)
     }
+    // Like the user id, the lifetime is the application's choice, not the client's: a bad one is a defect.
+    const ttl = options?.ttl === undefined ? Either.right(undefined) : Lifetime.sessionTtl(options.ttl)
+    if (Either.isLeft(ttl)) return yield* Effect.dieMessage(ttl.left)
     const encoded = yield* core.codec.encode(data)
     const now = yield* Clock.currentTimeMillis
     const family = newFamily()
@@ -83,7 +89,7 @@ export const issue = <A>(
     const id = core.auth.fingerprint(userId, core.domain)[0]! + family + secret
     const key: Key = { user: id.slice(0, tagLength), session: lineageKey(family) }
     const digest = secretDigest(secret)
-    const entry = newEntry(core, userId, now, encoded, digest, client)
+    const entry = newEntry(core, userId, now, encoded, digest, options, ttl.right)
     // 128 random bits of lineage do not collide; a refused create means the store or its contract is broken.
     if (!(yield* core.store.save(key, entry, "create", { maxPerUser: core.maxPerUser, now }))) {
       return yield* Effect.dieMessage("session id collision")
@@ -203,12 +209,13 @@ export const touch = <A>(
 ): Effect.Effect<Session<A> | undefined, Expired | StoreError> | undefined => {
   const due = Lifetime.dueOnUse(core.lifetime, entry, now)
   if (due === undefined) return undefined
-  const ttlMillis = core.lifetime.ttlMillis
   return modify(core, session, (latest) =>
     Effect.succeed({
       ...latest,
       lastSeenAt: now,
-      extendedUntil: due.roll ? Math.max(latest.extendedUntil, now + ttlMillis) : latest.extendedUntil
+      extendedUntil: due.roll
+        ? Math.max(latest.extendedUntil, now + Lifetime.ttlOf(core.lifetime, latest))
+        : latest.extendedUntil
     })).pipe(
       Effect.map((written): Session<A> | undefined =>
         toSession(core, session.id, session.key, written, session.data, written.secret)
@@ -225,7 +232,7 @@ export const extend = <A>(
 ): Effect.Effect<Session<A>, NotFound | Expired | Conflict | StoreError> =>
   Effect.map(
     modify(core, session, (latest, now) =>
-      Effect.succeed({ ...latest, lastSeenAt: now, extendedUntil: now + core.lifetime.ttlMillis })),
+      Effect.succeed({ ...latest, lastSeenAt: now, extendedUntil: now + Lifetime.ttlOf(core.lifetime, latest) })),
     (entry) => {
       const data = core.codec.decoded(entry)
       const value = Either.isRight(data) ? data.right : session.data

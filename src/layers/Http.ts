@@ -5,7 +5,7 @@
  * const AppHttp = SessionHttp.make(AppSession)
  *
  * const router = HttpRouter.empty.pipe(
- *   HttpRouter.get("/login", Effect.as(AppHttp.issue("user-1", { csrf }), HttpServerResponse.empty())),
+ *   HttpRouter.post("/login", Effect.as(AppHttp.issue("user-1", { csrf }), HttpServerResponse.empty())),
  *   HttpRouter.get("/me", Effect.map(AppHttp.require, (session) => HttpServerResponse.text(session.userId)))
  * )
  *
@@ -46,7 +46,8 @@ import * as HttpError from "../internal/httpError.js"
 import * as HttpRead from "../internal/httpRead.js"
 import * as HttpWrite from "../internal/httpWrite.js"
 import { claimAtBuild } from "../internal/transport.js"
-import type { Conflict, CurrentSession, Expired, NotFound, Session, SessionsTag } from "../Session.js"
+import type * as Sessions from "../Session.js"
+import type { Conflict, CurrentSession, Expired, Issued, NotFound, Session, SessionsTag } from "../Session.js"
 import type { StoreError } from "../Store.js"
 import { Transport, type TransportService } from "../Transport.js"
 
@@ -106,12 +107,18 @@ export interface Options<T = Transport> {
 }
 
 /**
- * Options of `issue`.
+ * Options of `issue`: the session's own lifetime (`ttl`, `persistent`: "remember me"; see
+ * `Session.IssueOptions`), and what becomes of the session the request already has.
+ *
+ * ```ts
+ * // "remember me" ticked: 30 days; otherwise a browser-session cookie with the service's ttl
+ * AppHttp.issue(user, data, rememberMe ? { ttl: "30 days" } : { persistent: false })
+ * ```
  *
  * @since 0.1.0
  * @category models
  */
-export interface IssueOptions {
+export interface IssueOptions extends Pick<Sessions.IssueOptions, "ttl" | "persistent"> {
   /**
    * Default `false`: a valid session of this type that the request already carries is cleared before the
    * new one is issued, so that a login on a shared browser ends the previous user's session instead of
@@ -158,7 +165,10 @@ export interface SessionHttp<Self, A, T = Transport> {
   readonly require: Effect.Effect<Session<A>, Unauthorized, CurrentSession<Self>>
   /**
    * Issues a session (recording the client's `User-Agent` and address) and puts its token on the
-   * response. At login, prefer it over keeping an anonymous session: a new id defeats session fixation.
+   * response; answers it with its token, as `Sessions.issue` does (a bearer API returns the token in the
+   * login response's body too). At login, prefer it over keeping an anonymous session: a new id defeats
+   * session fixation. `options.ttl` and `options.persistent` give the session a lifetime of its own,
+   * kept when the token is rewritten later (a non-persistent session's cookie never gets an expiry).
    *
    * A valid session of this type that the request already carries (the current session the middleware
    * provides, or without the middleware the first of the transport's candidates that validates) is
@@ -168,15 +178,18 @@ export interface SessionHttp<Self, A, T = Transport> {
     userId: string,
     data: A,
     options?: IssueOptions
-  ) => Effect.Effect<Session<A>, StoreError, Self | T | HttpServerRequest.HttpServerRequest>
+  ) => Effect.Effect<Issued<A>, StoreError, Self | T | HttpServerRequest.HttpServerRequest>
   /** Extends a session and puts its (re-signed) token, with the later expiry, on the response. */
   readonly extend: (
     session: Session<A>
   ) => Effect.Effect<Session<A>, NotFound | Expired | Conflict | StoreError, Self | T>
-  /** Gives the session a new id (at a privilege change) and puts the new token on the response. */
+  /**
+   * Gives the session a new id (at a privilege change) and puts the new token on the response; answers it
+   * with its new token, as `Sessions.rotate` does.
+   */
   readonly rotate: (
     session: Session<A>
-  ) => Effect.Effect<Session<A>, NotFound | Expired | Conflict | StoreError, Self | T>
+  ) => Effect.Effect<Issued<A>, NotFound | Expired | Conflict | StoreError, Self | T>
   /** Changes the session's data safely under concurrency (see `Sessions.update`). */
   readonly update: (
     session: Session<A>,
@@ -218,9 +231,12 @@ export const make = <Self, A, I, T = Transport>(
       const session = Context.get(context, tag.Current)
       return Option.isSome(session) ? Effect.succeed(session.value) : Effect.fail(unauthorized)
     }),
-    issue: (userId, data, issueOptions) => HttpWrite.issue(http, userId, data, issueOptions?.keepPrevious === true),
-    extend: (session) => HttpWrite.renew(http, session, "extend"),
-    rotate: (session) => HttpWrite.renew(http, session, "rotate"),
+    issue: (userId, data, issueOptions = {}) => {
+      const { keepPrevious, ...lifetime } = issueOptions
+      return HttpWrite.issue(http, userId, data, keepPrevious === true, lifetime)
+    },
+    extend: (session) => HttpWrite.extend(http, session),
+    rotate: (session) => HttpWrite.rotate(http, session),
     update: (session, f) => HttpWrite.update(http, session, f),
     clear: (session) => HttpWrite.clear(http, session),
     clearAll: (session) => HttpWrite.clearAll(http, session)

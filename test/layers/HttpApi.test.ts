@@ -75,7 +75,7 @@ const AuthLive = HttpApiBuilder.group(Api, "auth", (handlers) =>
     .handle("login", ({ payload }) =>
       Effect.map(
         AppApi.issue(payload.user, { role: "user" }),
-        (session) => ({ user: session.userId, role: session.data.role })
+        ({ session }) => ({ user: session.userId, role: session.data.role })
       ))
     .handle("me", () => Effect.map(AppApi.Session, (session) => ({ user: session.userId, role: session.data.role })))
     .handle(
@@ -102,7 +102,7 @@ const AuthLive = HttpApiBuilder.group(Api, "auth", (handlers) =>
       Effect.flatMap(AppApi.Session, (session) =>
         Effect.map(
           AppApi.issue(session.userId, { role: "admin" }, { keepPrevious: payload.keepPrevious }),
-          (issued) => ({ user: issued.userId, role: issued.data.role })
+          ({ session }) => ({ user: session.userId, role: session.data.role })
         )))).pipe(
     Layer.provide(AppApi.layer)
   )

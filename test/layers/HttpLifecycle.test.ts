@@ -102,7 +102,7 @@ const makeApp = (options: SessionHttp.Options = {}) => {
     HttpRouter.get(
       "/rotate",
       Effect.gen(function*() {
-        const session = yield* AppHttp.rotate(yield* AppHttp.require)
+        const { session } = yield* AppHttp.rotate(yield* AppHttp.require)
         return HttpServerResponse.text(String(session.data.n))
       })
     ),

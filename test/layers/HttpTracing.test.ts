@@ -100,7 +100,10 @@ const router = HttpRouter.empty.pipe(
 // the server
 // -----------------------------------------------------------------------------
 
-type Variant = "cookie" | "bearer" | "named header"
+// "either, …": Transport.layerCookieOrBearer, the client using the cookie or `Authorization: Bearer`
+type Variant = "cookie" | "bearer" | "named header" | "either, cookie" | "either, bearer"
+
+const inCookie = (variant: Variant) => variant === "cookie" || variant === "either, cookie"
 
 const sessions = Session.layer(AppSession, options).pipe(
   Layer.provide(Layer.orDie(Auth.layer({ keys: [key2, key1] }))),
@@ -111,6 +114,8 @@ const sessions = Session.layer(AppSession, options).pipe(
 const transportOf = (variant: Variant): Layer.Layer<never> | Layer.Layer<Transport.Transport> =>
   variant === "cookie"
     ? Layer.empty // the test layer's cookie transport
+    : variant === "either, cookie" || variant === "either, bearer"
+    ? Layer.orDie(Transport.layerCookieOrBearer({ secure: false }))
     : Layer.orDie(Transport.layerHeader(variant === "bearer" ? {} : { header: "x-session" }))
 
 const server = (variant: Variant) =>
@@ -140,16 +145,18 @@ const client = (variant: Variant, url: string, handedOut: Set<string>, errorBodi
   const send = (method: string, path: string, headers: Record<string, string> = {}, as: string | undefined = token) =>
     Effect.promise(async () => {
       const sent: Record<string, string> = { "sec-fetch-site": "same-origin", ...headers }
+      // an API client asks for its token in the header at login (Transport.transportRequestHeader)
+      if (variant === "either, bearer") sent[Transport.transportRequestHeader] = "header"
       if (as !== undefined) {
-        if (variant === "cookie") sent["cookie"] = `theme=dark; session=${as}`
-        else if (variant === "bearer") sent["authorization"] = `Bearer ${as}`
+        if (inCookie(variant)) sent["cookie"] = `theme=dark; session=${as}`
+        else if (variant === "bearer" || variant === "either, bearer") sent["authorization"] = `Bearer ${as}`
         else sent["x-session"] = as
       }
       const response = await fetch(url + path, { method, headers: sent })
       const own = as === token
       const body = await response.text()
       if (response.status >= 400) errorBodies.push(body)
-      if (variant === "cookie") {
+      if (inCookie(variant)) {
         for (const line of response.headers.getSetCookie()) {
           if (!line.startsWith("session=")) continue
           const value = line.slice("session=".length, line.indexOf(";"))
@@ -281,13 +288,17 @@ const run = (variant: Variant) => {
     // the test can see what it looks for: request spans with the transport's headers, redacted
     const requestSpans = spans.filter((span) => span.name.startsWith("http.server"))
     expect(requestSpans.length).toBeGreaterThan(20)
-    const header = variant === "cookie" ? "cookie" : variant === "bearer" ? "authorization" : "x-session"
+    const header = inCookie(variant)
+      ? "cookie"
+      : variant === "bearer" || variant === "either, bearer"
+      ? "authorization"
+      : "x-session"
     const recorded = requestSpans.map((span) => span.attributes[`http.request.header.${header}`]).filter((v) =>
       v !== undefined
     )
     expect(recorded.length).toBeGreaterThan(20)
     for (const value of recorded) expect(value).toBe("<redacted>")
-    if (variant !== "cookie") {
+    if (!inCookie(variant)) {
       const written = requestSpans.map((span) => span.attributes["http.response.header.x-session-token"]).filter((
         v
       ) => v !== undefined)
@@ -303,6 +314,8 @@ describe("no token in traces, logs or error texts, over HTTP with a real OpenTel
   it.effect("the cookie transport", () => run("cookie"))
   it.effect("the header transport, Authorization: Bearer", () => run("bearer"))
   it.effect("the header transport on a named header", () => run("named header"))
+  it.effect("the cookie-or-bearer transport, used with the cookie", () => run("either, cookie"))
+  it.effect("the cookie-or-bearer transport, used with Authorization: Bearer", () => run("either, bearer"))
 })
 
 // A transport provided without `Transport.layer` (here `Layer.effect`) leaves its headers out of

@@ -822,6 +822,8 @@ describe("Redis store: a session's layout", () => {
         previousUntil: 0,
         userAgent: undefined,
         address: undefined,
+        ttl: undefined,
+        persistent: true,
         data: { csrf: Auth.randomId(24) }
       }
       const user = randomPart()
@@ -898,6 +900,8 @@ describe("Redis store: Sessions end to end", () => {
         previousUntil: 0,
         userAgent: undefined,
         address: undefined,
+        ttl: undefined,
+        persistent: true,
         data: { csrf: "csrf-token", visits: "3" }
       }))
       // the user's key outlives its latest session by the retention, so that a late token reads Expired

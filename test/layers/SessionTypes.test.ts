@@ -65,7 +65,7 @@ const SharedAdminHttp = SessionHttp.make(AdminSession)
 expectTypeOf(UserHttp).toEqualTypeOf<SessionHttp.SessionHttp<UserSession, {}>>()
 expectTypeOf(UserHttp.clear).returns.toEqualTypeOf<Effect.Effect<void, StoreError, UserSession | Transport.Transport>>()
 expectTypeOf(AdminHttp.issue).returns.toEqualTypeOf<
-  Effect.Effect<Session.Session<{}>, StoreError, AdminSession | AdminTransport | HttpServerRequest.HttpServerRequest>
+  Effect.Effect<Session.Issued<{}>, StoreError, AdminSession | AdminTransport | HttpServerRequest.HttpServerRequest>
 >()
 
 // -----------------------------------------------------------------------------

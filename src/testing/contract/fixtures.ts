@@ -43,6 +43,8 @@ export const makeEntry = (fields: Partial<Store.Entry> & Pick<Store.Entry, "expi
   previousUntil: 0,
   userAgent: undefined,
   address: undefined,
+  ttl: undefined,
+  persistent: true,
   data: null,
   ...fields
 })
