@@ -396,7 +396,10 @@ class PublicApi extends HttpApi.make("public").add(
 const PublicLive = HttpApiBuilder.group(PublicApi, "auth", (handlers) =>
   handlers
     .handle("login", ({ payload }) =>
-      Effect.map(AnonymousApi.issue(payload.user, { role: "user" }), (s) => ({ user: s.userId, role: s.data.role })))
+      Effect.map(AnonymousApi.issue(payload.user, { role: "user" }), ({ session }) => ({
+        user: session.userId,
+        role: session.data.role
+      })))
     .handle("home", () =>
       Effect.map(AnonymousApi.current, (session) => ({ user: Option.getOrNull(session)?.userId ?? null })))).pipe(
     Layer.provide(AnonymousApi.layer)
