@@ -1,0 +1,159 @@
+/**
+ * The SQL store, on `@effect/sql` (0.52, the Effect 3 line): PostgreSQL, SQLite and MySQL/MariaDB, on
+ * the `SqlClient` the application already has (`@effect/sql-pg`, `@effect/sql-sqlite-node`,
+ * `@effect/sql-mysql2`). It keeps the guarantees of the Redis store: compare-and-set updates, creates
+ * that never overwrite, the per-user cap in the create's own transaction, and a `deleteUser` that no
+ * session saved before it survives.
+ *
+ * One table (default `effect_sessions`), one row per session:
+ *
+ * ```sql
+ * -- PostgreSQL (SQLite: INTEGER for BIGINT, and WITHOUT ROWID)
+ * CREATE TABLE IF NOT EXISTS effect_sessions (
+ *   user_key TEXT NOT NULL,
+ *   session_key TEXT NOT NULL,
+ *   version BIGINT NOT NULL,
+ *   expires_at BIGINT NOT NULL,
+ *   last_seen_at BIGINT NOT NULL,
+ *   created_at BIGINT NOT NULL,
+ *   entry TEXT NOT NULL,
+ *   PRIMARY KEY (user_key, session_key)
+ * );
+ * CREATE INDEX IF NOT EXISTS effect_sessions_expires_at ON effect_sessions (expires_at);
+ * -- MySQL/MariaDB: the keys VARCHAR(128) CHARACTER SET ascii COLLATE ascii_bin (case-sensitive),
+ * -- entry MEDIUMTEXT, the index inside the CREATE TABLE, ENGINE = InnoDB
+ * ```
+ *
+ * - The keys are the `Sessions` service's opaque key parts; a user's sessions are the primary key's
+ *   prefix, so every per-user statement is an index range. `entry` is `Store.encodeEntry`'s text; the
+ *   numbers statements compare are columns beside it. Times are epoch milliseconds from Effect's `Clock`,
+ *   never the database's.
+ * - `fetch` is one `SELECT` by primary key; `update` one `UPDATE … WHERE version = ?`; a create one
+ *   `INSERT` if absent, and with a cap a transaction that takes the user's lock (an advisory lock on
+ *   PostgreSQL, the user's rows `FOR UPDATE` on MySQL; SQLite serialises writers), inserts, and deletes
+ *   the least recently seen live sessions over the cap; `deleteUser` one `DELETE` of the user's range.
+ * - `migrate` creates the table and index if they are missing: run it at start, or pass `migrate: true`
+ *   to {@link layer}, or run the SQL above in your own migrations. Migrate before the store's first
+ *   query on SQLite: `@effect/sql-sqlite-node` caches a failed prepare (a missing table) for its
+ *   `prepareCacheTTL`, 10 minutes by default, so a client that queried too early keeps failing until then.
+ *
+ * Failures map to `StoreError` (a missing table says so, and how to create it); its message keeps the
+ * driver error's class and code, never its text (which can quote a row). Every operation is bounded by
+ * `queryTimeout`.
+ *
+ * @since 0.1.0
+ */
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import { makeBackend, migrate as migrateTable, type Statements, validTable } from "../internal/sqlBackend.js"
+import type { Failure } from "../internal/sqlErrors.js"
+import { makeStringOnly, Store, StoreError, type StoreService } from "../Store.js"
+
+// -----------------------------------------------------------------------------
+// models
+// -----------------------------------------------------------------------------
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** The table: a plain identifier (letters, digits, `_`; at most 48). Default `effect_sessions`. */
+  readonly table?: string | undefined
+  /**
+   * How long one operation (its statements, a transaction's wait for its lock included) may take before
+   * it fails with a `"Timeout"` `StoreError`. Default 2 seconds.
+   */
+  readonly queryTimeout?: Duration.DurationInput | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface LayerOptions extends Options {
+  /** Run {@link migrate} when the layer is built. Default `false`: the schema is the application's. */
+  readonly migrate?: boolean | undefined
+}
+
+// -----------------------------------------------------------------------------
+// constants
+// -----------------------------------------------------------------------------
+
+/**
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultTable = "effect_sessions"
+
+/**
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultQueryTimeout: Duration.Duration = Duration.seconds(2)
+
+// -----------------------------------------------------------------------------
+// constructors
+// -----------------------------------------------------------------------------
+
+/**
+ * The store on the `SqlClient` in context. It fails only on an invalid table name.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (options: Options = {}): Effect.Effect<StoreService, StoreError, SqlClient.SqlClient> =>
+  Effect.map(statementsOf(options), (statements) => makeStringOnly(makeBackend(statements)))
+
+/**
+ * Creates the store's table and its expiry index if they do not exist, on the `SqlClient` in context.
+ * Safe to run at every start, and from several instances at once.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const migrate = (options: Options = {}): Effect.Effect<void, StoreError, SqlClient.SqlClient> =>
+  Effect.flatMap(statementsOf(options), migrateTable)
+
+// -----------------------------------------------------------------------------
+// layers
+// -----------------------------------------------------------------------------
+
+/**
+ * The store on the `SqlClient` the application provides (and keeps owning), migrated first when
+ * `options.migrate` is `true`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: LayerOptions = {}): Layer.Layer<Store, StoreError, SqlClient.SqlClient> =>
+  Layer.effect(
+    Store,
+    options.migrate === true ? Effect.zipRight(migrate(options), make(options)) : make(options)
+  )
+
+// -----------------------------------------------------------------------------
+// internals
+// -----------------------------------------------------------------------------
+
+const toStoreError = (failure: Failure) => new StoreError(failure)
+
+const statementsOf = (options: Options): Effect.Effect<Statements, StoreError, SqlClient.SqlClient> =>
+  Effect.gen(function*() {
+    const table = options.table ?? defaultTable
+    if (!validTable.test(table)) {
+      return yield* new StoreError({
+        reason: "Unknown",
+        message: "SQL store: the table name must be a plain identifier (letters, digits and _, at most 48)"
+      })
+    }
+    const millis = Duration.toMillis(options.queryTimeout ?? defaultQueryTimeout)
+    return {
+      sql: yield* SqlClient.SqlClient,
+      table,
+      timeoutMillis: Number.isFinite(millis) ? Math.max(1, Math.ceil(millis)) : 2 ** 31 - 1,
+      error: toStoreError
+    }
+  })
