@@ -44,10 +44,16 @@
  * @since 0.1.0
  */
 import * as SqlClient from "@effect/sql/SqlClient"
+import * as Config from "effect/Config"
+import * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import type * as Redacted from "effect/Redacted"
 import { makeBackend, migrate as migrateTable, type Statements, validTable } from "../internal/sqlBackend.js"
+import { clientLayer, parse } from "../internal/sqlConfig.js"
 import type { Failure } from "../internal/sqlErrors.js"
 import { makeStringOnly, Store, StoreError, type StoreService } from "../Store.js"
 
@@ -76,6 +82,20 @@ export interface Options {
 export interface LayerOptions extends Options {
   /** Run {@link migrate} when the layer is built. Default `false`: the schema is the application's. */
   readonly migrate?: boolean | undefined
+}
+
+/**
+ * What {@link layerConfig} reads.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ConfigOptions extends LayerOptions {
+  /**
+   * `postgres://…` / `postgresql://…` (`@effect/sql-pg`), `mysql://…` / `mariadb://…`
+   * (`@effect/sql-mysql2`), or `sqlite:<path>` (`@effect/sql-sqlite-node`; `sqlite::memory:` in memory).
+   */
+  readonly url: Redacted.Redacted<string>
 }
 
 // -----------------------------------------------------------------------------
@@ -133,6 +153,54 @@ export const layer = (options: LayerOptions = {}): Layer.Layer<Store, StoreError
     Store,
     options.migrate === true ? Effect.zipRight(migrate(options), make(options)) : make(options)
   )
+
+/**
+ * The store and its own client from `Config`: by default `DATABASE_URL` (required, kept `Redacted`; the
+ * driver it names is loaded only then, and must be installed), and the optional `SESSION_SQL_TABLE`,
+ * `SESSION_SQL_QUERY_TIMEOUT` and `SESSION_SQL_MIGRATE` (`true` to create the table at start). The client
+ * is closed with the layer.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (
+  config: Config.Config.Wrap<ConfigOptions> = defaultConfig
+): Layer.Layer<Store, StoreError | ConfigError.ConfigError> =>
+  Layer.unwrapEffect(
+    Effect.map(Config.unwrap(config), (options) => {
+      const target = parse(options.url)
+      if (target._tag === "invalid") {
+        return Layer.fail(
+          new StoreError({ reason: "Unknown", message: `SQL store: the database URL ${target.message}` })
+        )
+      }
+      return Layer.provide(layer(options), clientLayer(target, toStoreError))
+    })
+  )
+
+// -----------------------------------------------------------------------------
+// config
+// -----------------------------------------------------------------------------
+
+const optional = <A>(config: Config.Config<A>): Config.Config<A | undefined> =>
+  Config.map(Config.option(config), Option.getOrUndefined)
+
+// checked here so that a malformed URL is a ConfigError naming the variable, and never repeated
+const urlConfig: Config.Config<Redacted.Redacted<string>> = Config.redacted("DATABASE_URL").pipe(
+  Config.mapOrFail((url) => {
+    const target = parse(url)
+    return target._tag === "invalid"
+      ? Either.left(ConfigError.InvalidData(["DATABASE_URL"], `DATABASE_URL ${target.message}`))
+      : Either.right(url)
+  })
+)
+
+const defaultConfig: Config.Config.Wrap<ConfigOptions> = {
+  url: urlConfig,
+  table: optional(Config.string("SESSION_SQL_TABLE")),
+  queryTimeout: optional(Config.duration("SESSION_SQL_QUERY_TIMEOUT")),
+  migrate: optional(Config.boolean("SESSION_SQL_MIGRATE"))
+}
 
 // -----------------------------------------------------------------------------
 // internals

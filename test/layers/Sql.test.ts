@@ -11,13 +11,24 @@ import * as PgClient from "@effect/sql-pg/PgClient"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { afterAll, describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Layer, ManagedRuntime, Option, Redacted, type Scope } from "effect"
+import {
+  ConfigError,
+  ConfigProvider,
+  Duration,
+  Effect,
+  Layer,
+  ManagedRuntime,
+  Option,
+  Redacted,
+  type Scope
+} from "effect"
 import * as Crypto from "node:crypto"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
+import * as SessionsConfig from "../../src/layers/Config.js"
 import * as Sql from "../../src/layers/Sql.js"
-import { encodeEntry, expiredRetention, StoreError } from "../../src/Store.js"
+import { encodeEntry, expiredRetention, Store, StoreError } from "../../src/Store.js"
 import * as StoreContract from "../../src/testing/StoreContract.js"
 import { makeEntry } from "../../src/testing/StoreContract.js"
 import { PostgresTest } from "../support/postgres.js"
@@ -253,4 +264,92 @@ describe("SQL store on PostgreSQL: a hung database", () => {
         expect(Date.now() - started).toBeLessThan(1_500)
       })
     ), 30_000)
+})
+
+// -----------------------------------------------------------------------------
+// layerConfig, and the whole-stack layer's pick
+// -----------------------------------------------------------------------------
+
+const withEnv = (entries: ReadonlyArray<readonly [string, string]>) =>
+  Effect.withConfigProvider(ConfigProvider.fromMap(new Map(entries)))
+
+/** Saves and fetches one session on the `Store` in context. */
+const roundTrip = Effect.gen(function*() {
+  const store = yield* Store
+  const key = { user: `u${Crypto.randomBytes(8).toString("hex")}`, session: "s" }
+  const entry = makeEntry({ expiresAt: Date.now() + hour })
+  expect(yield* store.save(key, entry, "create")).toBe(true)
+  expect(yield* store.fetch(key)).toEqual(Option.some(entry))
+})
+
+describe("SQL store: layerConfig", () => {
+  it.live(
+    "DATABASE_URL=sqlite:<path> opens that file, and SESSION_SQL_MIGRATE creates the table",
+    () =>
+      Effect.gen(function*() {
+        const dir = yield* Effect.acquireRelease(
+          Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "effect-sessions-sqlite-"))),
+          (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
+        )
+        const file = Path.join(dir, "config.db")
+        yield* Effect.scoped(Effect.provide(roundTrip, Sql.layerConfig())).pipe(
+          withEnv([["DATABASE_URL", `sqlite:${file}`], ["SESSION_SQL_MIGRATE", "true"], ["SESSION_SQL_TABLE", "mine"]])
+        )
+        expect(Fs.existsSync(file)).toBe(true)
+      }).pipe(Effect.scoped),
+    30_000
+  )
+
+  it.live("DATABASE_URL=postgres://… opens its own pool on PostgreSQL", () =>
+    Effect.gen(function*() {
+      const { url } = yield* PostgresTest
+      yield* Effect.scoped(Effect.provide(roundTrip, Sql.layerConfig())).pipe(
+        withEnv([["DATABASE_URL", url], ["SESSION_SQL_MIGRATE", "true"]])
+      )
+    }).pipe(Effect.provide(postgres)), 30_000)
+
+  it.live(
+    "an unreachable database fails the layer with an Unavailable StoreError that never repeats the URL",
+    () =>
+      Effect.gen(function*() {
+        const error = yield* Effect.flip(
+          Effect.scoped(Effect.provide(roundTrip, Sql.layerConfig())).pipe(
+            withEnv([["DATABASE_URL", "postgres://user:hunter2@127.0.0.1:1/db"]])
+          )
+        )
+        expect(error).toBeInstanceOf(StoreError)
+        expect((error as StoreError).reason).toBe("Unavailable")
+        expect(JSON.stringify(error)).not.toContain("hunter2")
+      }),
+    30_000
+  )
+
+  it.live(
+    "a malformed DATABASE_URL is a ConfigError naming the variable, never repeating the value",
+    () =>
+      Effect.gen(function*() {
+        for (const url of ["redis://secret-host", "postgres:/x", "nonsense-secret"]) {
+          const error = yield* Effect.flip(
+            Effect.scoped(Effect.provide(roundTrip, Sql.layerConfig())).pipe(withEnv([["DATABASE_URL", url]]))
+          )
+          expect(ConfigError.isConfigError(error)).toBe(true)
+          expect(String(error)).toContain("DATABASE_URL")
+          expect(String(error)).not.toContain("secret")
+        }
+      }),
+    30_000
+  )
+
+  it.live("the whole-stack layerStore picks the SQL store when DATABASE_URL is set", () =>
+    Effect.gen(function*() {
+      const dir = yield* Effect.acquireRelease(
+        Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "effect-sessions-sqlite-"))),
+        (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
+      )
+      const file = Path.join(dir, "stack.db")
+      yield* Effect.scoped(Effect.provide(roundTrip, SessionsConfig.layerStore)).pipe(
+        withEnv([["DATABASE_URL", `sqlite:${file}`], ["SESSION_SQL_MIGRATE", "true"]])
+      )
+      expect(Fs.existsSync(file)).toBe(true)
+    }).pipe(Effect.scoped), 30_000)
 })
