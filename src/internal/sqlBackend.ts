@@ -274,3 +274,51 @@ export const migrate = (statements: Statements): Effect.Effect<void, StoreError>
     }))
   )
 }
+
+/**
+ * Deletes up to `limit` rows dead for longer than the retention (`expires_at <= cutoff`), by the expiry
+ * index, in one statement; answers how many it deleted. PostgreSQL skips rows another transaction holds
+ * (`SKIP LOCKED`), so a prune never waits behind a session's write.
+ */
+export const pruneBatch = (statements: Statements, cutoff: number, limit: number): Effect.Effect<number, SqlError> => {
+  const { sql } = statements
+  const table = sql(statements.table)
+  return sql.onDialectOrElse({
+    pg: () =>
+      Effect.map(
+        sql`DELETE FROM ${table} WHERE (user_key, session_key) IN (SELECT user_key, session_key FROM ${table} WHERE expires_at <= ${cutoff} ORDER BY expires_at LIMIT ${limit} FOR UPDATE SKIP LOCKED) RETURNING 1 AS one`,
+        (rows) => rows.length
+      ),
+    mysql: () =>
+      Effect.map(
+        sql`DELETE FROM ${table} WHERE expires_at <= ${cutoff} ORDER BY expires_at LIMIT ${limit}`.raw,
+        (result) => Number((result as { readonly affectedRows?: unknown }).affectedRows ?? 0)
+      ),
+    orElse: () =>
+      Effect.map(
+        sql`DELETE FROM ${table} WHERE (user_key, session_key) IN (SELECT user_key, session_key FROM ${table} WHERE expires_at <= ${cutoff} ORDER BY expires_at LIMIT ${limit}) RETURNING 1 AS one`,
+        (rows) => rows.length
+      )
+  })
+}
+
+/**
+ * One pruning pass: batches of at most `batchSize` rows until a batch finds fewer, each batch its own
+ * statement (bounded, never one unbounded `DELETE`), yielding between them so that the store's other
+ * operations are served throughout. Answers how many rows it deleted.
+ */
+export const prune = (
+  statements: Statements,
+  retention: number,
+  batchSize: number
+): Effect.Effect<number, StoreError> =>
+  Effect.gen(function*() {
+    const cutoff = (yield* Clock.currentTimeMillis) - retention
+    let total = 0
+    for (;;) {
+      const deleted = yield* run(statements, "prune", pruneBatch(statements, cutoff, batchSize))
+      total += deleted
+      if (deleted < batchSize) return total
+      yield* Effect.yieldNow()
+    }
+  })

@@ -32,6 +32,9 @@
  *   `INSERT` if absent, and with a cap a transaction that takes the user's lock (an advisory lock on
  *   PostgreSQL, the user's rows `FOR UPDATE` on MySQL; SQLite serialises writers), inserts, and deletes
  *   the least recently seen live sessions over the cap; `deleteUser` one `DELETE` of the user's range.
+ * - Rows dead for longer than `Store.expiredRetention` are pruned in the background in bounded batches
+ *   by the expiry index (every minute, 1000 rows a statement; see {@link PruneOptions}); `fetch` never
+ *   answers them meanwhile.
  * - `migrate` creates the table and index if they are missing: run it at start, or pass `migrate: true`
  *   to {@link layer}, or run the SQL above in your own migrations. Migrate before the store's first
  *   query on SQLite: `@effect/sql-sqlite-node` caches a failed prepare (a missing table) for its
@@ -52,10 +55,17 @@ import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type * as Redacted from "effect/Redacted"
-import { makeBackend, migrate as migrateTable, type Statements, validTable } from "../internal/sqlBackend.js"
+import * as Schedule from "effect/Schedule"
+import {
+  makeBackend,
+  migrate as migrateTable,
+  prune as pruneRows,
+  type Statements,
+  validTable
+} from "../internal/sqlBackend.js"
 import { clientLayer, parse } from "../internal/sqlConfig.js"
 import type { Failure } from "../internal/sqlErrors.js"
-import { makeStringOnly, Store, StoreError, type StoreService } from "../Store.js"
+import { expiredRetention, makeStringOnly, Store, StoreError, type StoreService } from "../Store.js"
 
 // -----------------------------------------------------------------------------
 // models
@@ -82,6 +92,23 @@ export interface Options {
 export interface LayerOptions extends Options {
   /** Run {@link migrate} when the layer is built. Default `false`: the schema is the application's. */
   readonly migrate?: boolean | undefined
+  /**
+   * Prune the rows dead for longer than `Store.expiredRetention` every `interval`, in batches of
+   * `batchSize` (see {@link prune}). Default: every minute, 1000 rows a batch; `false` turns it off (run
+   * {@link prune} on your own schedule, or not at all: dead rows are never answered).
+   */
+  readonly prune?: PruneOptions | false | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface PruneOptions {
+  /** Between the end of one pass and the start of the next. Default 1 minute. */
+  readonly interval?: Duration.DurationInput | undefined
+  /** The most rows one statement deletes. Default 1000. */
+  readonly batchSize?: number | undefined
 }
 
 /**
@@ -112,6 +139,18 @@ export const defaultTable = "effect_sessions"
  * @since 0.1.0
  * @category constants
  */
+export const defaultPruneInterval: Duration.Duration = Duration.minutes(1)
+
+/**
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultPruneBatchSize = 1_000
+
+/**
+ * @since 0.1.0
+ * @category constants
+ */
 export const defaultQueryTimeout: Duration.Duration = Duration.seconds(2)
 
 // -----------------------------------------------------------------------------
@@ -137,27 +176,65 @@ export const make = (options: Options = {}): Effect.Effect<StoreService, StoreEr
 export const migrate = (options: Options = {}): Effect.Effect<void, StoreError, SqlClient.SqlClient> =>
   Effect.flatMap(statementsOf(options), migrateTable)
 
+/**
+ * One pruning pass: deletes the rows dead for longer than `Store.expiredRetention` by Effect's `Clock`,
+ * by the expiry index, in statements of at most `batchSize` rows (default 1000) until one finds fewer,
+ * never one unbounded `DELETE`; the store's operations are served between the batches. Answers how many
+ * rows it deleted. Each batch is bounded by the query timeout.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const prune = (
+  options: Options & { readonly batchSize?: number | undefined } = {}
+): Effect.Effect<number, StoreError, SqlClient.SqlClient> =>
+  Effect.flatMap(
+    statementsOf(options),
+    (statements) =>
+      pruneRows(
+        statements,
+        Duration.toMillis(expiredRetention),
+        Math.max(1, Math.floor(options.batchSize ?? defaultPruneBatchSize))
+      )
+  )
+
 // -----------------------------------------------------------------------------
 // layers
 // -----------------------------------------------------------------------------
 
 /**
  * The store on the `SqlClient` the application provides (and keeps owning), migrated first when
- * `options.migrate` is `true`.
+ * `options.migrate` is `true`, pruned in the background unless `options.prune` is `false` (a failed pass
+ * is logged and the next one runs on schedule).
  *
  * @since 0.1.0
  * @category layers
  */
 export const layer = (options: LayerOptions = {}): Layer.Layer<Store, StoreError, SqlClient.SqlClient> =>
-  Layer.effect(
+  Layer.scoped(
     Store,
-    options.migrate === true ? Effect.zipRight(migrate(options), make(options)) : make(options)
+    Effect.gen(function*() {
+      if (options.migrate === true) yield* migrate(options)
+      const store = yield* make(options)
+      const pruning = options.prune
+      if (pruning !== false) {
+        const pass = prune({ ...options, batchSize: pruning?.batchSize }).pipe(
+          Effect.catchAll((error) => Effect.logWarning(`SQL store: pruning failed: ${error.message}`))
+        )
+        yield* Effect.forkScoped(
+          Effect.repeat(pass, Schedule.spaced(pruning?.interval ?? defaultPruneInterval))
+        )
+      }
+      return store
+    })
   )
 
 /**
  * The store and its own client from `Config`: by default `DATABASE_URL` (required, kept `Redacted`; the
  * driver it names is loaded only then, and must be installed), and the optional `SESSION_SQL_TABLE`,
- * `SESSION_SQL_QUERY_TIMEOUT` and `SESSION_SQL_MIGRATE` (`true` to create the table at start). The client
+ * `SESSION_SQL_QUERY_TIMEOUT`, `SESSION_SQL_MIGRATE` (`true` to create the table at start),
+ * `SESSION_SQL_PRUNE_INTERVAL`, `SESSION_SQL_PRUNE_BATCH_SIZE` and `SESSION_SQL_PRUNE` (`false` to turn
+ * pruning off). The client
  * is closed with the layer.
  *
  * @since 0.1.0
@@ -199,7 +276,16 @@ const defaultConfig: Config.Config.Wrap<ConfigOptions> = {
   url: urlConfig,
   table: optional(Config.string("SESSION_SQL_TABLE")),
   queryTimeout: optional(Config.duration("SESSION_SQL_QUERY_TIMEOUT")),
-  migrate: optional(Config.boolean("SESSION_SQL_MIGRATE"))
+  migrate: optional(Config.boolean("SESSION_SQL_MIGRATE")),
+  prune: Config.all({
+    enabled: Config.withDefault(Config.boolean("SESSION_SQL_PRUNE"), true),
+    interval: optional(Config.duration("SESSION_SQL_PRUNE_INTERVAL")),
+    batchSize: optional(
+      Config.integer("SESSION_SQL_PRUNE_BATCH_SIZE").pipe(
+        Config.validate({ message: "SESSION_SQL_PRUNE_BATCH_SIZE must be 1 or more", validation: (n) => n >= 1 })
+      )
+    )
+  }).pipe(Config.map(({ batchSize, enabled, interval }) => enabled ? { interval, batchSize } : false))
 }
 
 // -----------------------------------------------------------------------------

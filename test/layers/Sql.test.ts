@@ -20,6 +20,7 @@ import {
   ManagedRuntime,
   Option,
   Redacted,
+  Schedule,
   type Scope
 } from "effect"
 import * as Crypto from "node:crypto"
@@ -238,6 +239,146 @@ for (const [name, client] of databases) {
         expect((yield* Effect.flip(sessions.get(other.token)))._tag).toBe("NotFound")
         expect(yield* sessions.list("alice")).toEqual([])
       }).pipe(Effect.scoped), 30_000)
+  })
+}
+
+// -----------------------------------------------------------------------------
+// pruning
+// -----------------------------------------------------------------------------
+
+/** Inserts `count` rows of user `dead<i>` that expired at `expiresAt`, in one statement. */
+const insertDead = (table: string, count: number, expiresAt: number) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const columns = sql.literal("(user_key, session_key, version, expires_at, last_seen_at, created_at, entry)")
+    yield* sql.onDialectOrElse({
+      pg: () =>
+        sql`INSERT INTO ${
+          sql(table)
+        } ${columns} SELECT 'dead' || i, 's', 0, ${expiresAt}, 0, 0, 'x' FROM generate_series(1, ${count}) AS i`,
+      orElse: () =>
+        sql`WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < ${count}) INSERT INTO ${
+          sql(table)
+        } ${columns} SELECT 'dead' || i, 's', 0, ${expiresAt}, 0, 0, 'x' FROM c`
+    })
+  })
+
+const rowCount = (table: string) =>
+  Effect.flatMap(
+    SqlClient.SqlClient,
+    (sql) =>
+      Effect.map(sql<{ readonly n: unknown }>`SELECT COUNT(*) AS n FROM ${sql(table)}`, (rows) => Number(rows[0]!.n))
+  )
+
+for (const [name, client] of databases) {
+  describe(`SQL store on ${name}: pruning`, () => {
+    it.live("prune deletes only the rows dead for longer than the retention, in bounded batches", () =>
+      on(
+        client,
+        Effect.gen(function*() {
+          const table = randomTable()
+          yield* Sql.migrate({ table })
+          const store = yield* Sql.make({ table })
+          const retention = Duration.toMillis(expiredRetention)
+          yield* insertDead(table, 25, Date.now() - retention - 1_000)
+          const recent = { user: "u", session: "recent" }
+          const recentEntry = makeEntry({ expiresAt: Date.now() - 1_000 })
+          const live = { user: "u", session: "live" }
+          const liveEntry = makeEntry({ expiresAt: Date.now() + hour })
+          yield* store.save(recent, recentEntry, "create")
+          yield* store.save(live, liveEntry, "create")
+          expect(yield* Sql.prune({ table, batchSize: 10 })).toBe(25)
+          expect(yield* rowCount(table)).toBe(2)
+          // an entry within the retention is still answered (the service says Expired), a live one too
+          expect(yield* store.fetch(recent)).toEqual(Option.some(recentEntry))
+          expect(yield* store.fetch(live)).toEqual(Option.some(liveEntry))
+          expect(yield* Sql.prune({ table, batchSize: 10 })).toBe(0)
+        })
+      ), 30_000)
+
+    it.live("reads and writes are served throughout while 100k dead rows are pruned", () =>
+      on(
+        client,
+        Effect.gen(function*() {
+          const table = randomTable()
+          yield* Sql.migrate({ table })
+          const store = yield* Sql.make({ table })
+          const total = 100_000
+          yield* insertDead(table, total, 1_000)
+          const live = { user: "live", session: "s" }
+          let entry = makeEntry({ expiresAt: Date.now() + hour })
+          yield* store.save(live, entry, "create")
+
+          let pruning = true
+          const latencies: Array<number> = []
+          const load = Effect.gen(function*() {
+            let i = 0
+            while (pruning) {
+              const started = performance.now()
+              expect(yield* store.fetch(live)).toEqual(Option.some(entry))
+              const next = StoreContract.nextVersion(entry, { lastSeenAt: entry.lastSeenAt + 1 })
+              expect(yield* store.save(live, next, "update")).toBe(true)
+              entry = next
+              expect(
+                yield* store.save(
+                  { user: "live", session: `new${i++}` },
+                  makeEntry({ expiresAt: Date.now() + hour }),
+                  "create"
+                )
+              )
+                .toBe(true)
+              latencies.push(performance.now() - started)
+            }
+          })
+          const started = performance.now()
+          const [deleted] = yield* Effect.all([
+            Effect.ensuring(
+              Sql.prune({ table, batchSize: 1_000 }),
+              Effect.sync(() => {
+                pruning = false
+              })
+            ),
+            load
+          ], { concurrency: "unbounded" })
+          const elapsed = performance.now() - started
+          expect(deleted).toBe(total)
+          expect(yield* rowCount(table)).toBe(1 + latencies.length)
+          // served throughout: many rounds while pruning (a single DELETE of 100k rows would hold SQLite's
+          // writer for its whole duration), none of them waiting long
+          expect(latencies.length).toBeGreaterThan(20)
+          expect(Math.max(...latencies)).toBeLessThan(Math.max(500, elapsed / 4))
+          console.log(
+            `${name}: pruned ${total} rows in ${
+              Math.round(elapsed)
+            } ms; ${latencies.length} rounds of fetch+update+create ` +
+              `meanwhile, the slowest ${Math.round(Math.max(...latencies))} ms`
+          )
+        })
+      ), 120_000)
+
+    it.live(
+      "the layer prunes in the background on its schedule, and not at all with prune: false",
+      () =>
+        Effect.gen(function*() {
+          const table = randomTable()
+          // one client (one SQLite file) under both stores
+          const database = yield* Layer.build(client)
+          const layerOn = (prune: Sql.LayerOptions["prune"]) =>
+            Layer.build(Layer.provide(Sql.layer({ table, migrate: true, prune }), Layer.succeedContext(database)))
+          yield* layerOn(false)
+          yield* Effect.provide(insertDead(table, 50, 1_000), database)
+          yield* Effect.sleep("500 millis")
+          expect(yield* Effect.provide(rowCount(table), database)).toBe(50)
+          yield* layerOn({ interval: "100 millis", batchSize: 7 })
+          const left = yield* Effect.provide(rowCount(table), database).pipe(
+            Effect.filterOrFail((n) => n === 0),
+            Effect.retry(Schedule.spaced("50 millis")),
+            Effect.timeout("10 seconds")
+          )
+          expect(left).toBe(0)
+        }).pipe(Effect.scoped),
+      30_000
+    )
   })
 }
 
