@@ -12,8 +12,9 @@ import type * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
+import * as Schedule from "effect/Schedule"
 import type { Cap, Entry, Key, StoreError, StringBackend } from "../Store.js"
-import { classify, type Failure } from "./sqlErrors.js"
+import { classify, type Failure, isDuplicateKey, isRetryable } from "./sqlErrors.js"
 
 /** What the statements share. */
 export interface Statements {
@@ -70,7 +71,7 @@ export const makeBackend = (statements: Statements): StringBackend => {
           ? update(statements, key, value, entry)
           : cap === undefined
           ? insert(statements, key, value, entry)
-          : sql.withTransaction(createCapped(statements, key, value, entry, cap))
+          : transaction(statements, createCapped(statements, key, value, entry, cap))
       ),
     delete: (key) =>
       run(
@@ -134,15 +135,32 @@ const insert = (statements: Statements, key: Key, value: string, entry: Entry) =
     created_at: entry.createdAt,
     entry: value
   }
-  return Effect.map(
-    changed(sql, (returning) =>
-      returning
-        ? sql`INSERT INTO ${sql(statements.table)} ${sql.insert(row)} ON CONFLICT DO NOTHING RETURNING session_key`
-        // affected rows: 1 when inserted, 0 when the key was there (nothing updated)
-        : sql`INSERT INTO ${sql(statements.table)} ${sql.insert(row)} ON DUPLICATE KEY UPDATE user_key = user_key`.raw),
-    (rows) => rows > 0
-  )
+  return sql.onDialectOrElse({
+    // MySQL's upserts answer affected rows that depend on the connection's flags: a plain INSERT whose
+    // duplicate key is the answer "absent: no"
+    mysql: () =>
+      sql`INSERT INTO ${sql(statements.table)} ${sql.insert(row)}`.raw.pipe(
+        Effect.as(true),
+        Effect.catchIf((error) => isDuplicateKey(error), () => Effect.succeed(false))
+      ),
+    orElse: () =>
+      Effect.map(
+        sql`INSERT INTO ${sql(statements.table)} ${sql.insert(row)} ON CONFLICT DO NOTHING RETURNING session_key`,
+        (rows) => rows.length > 0
+      )
+  })
 }
+
+/** Runs a transaction again when the database rolled it back for a deadlock (InnoDB's gap locks). */
+export const transaction = <A>(
+  statements: Statements,
+  effect: Effect.Effect<A, SqlError>
+): Effect.Effect<A, SqlError> =>
+  Effect.retry(statements.sql.withTransaction(effect), {
+    while: isRetryable,
+    times: 10,
+    schedule: Schedule.jittered(Schedule.exponential("2 millis"))
+  })
 
 /**
  * Takes the user's lock for the rest of the transaction, so that capped creates of one user run one after
@@ -197,13 +215,16 @@ const deleteUser = (statements: Statements, user: string, except: string | undef
       : sql`user_key = ${user} AND session_key <> ${except}`
     return yield* sql.onDialectOrElse({
       mysql: () =>
-        sql.withTransaction(Effect.gen(function*() {
-          const live = yield* sql<
-            { readonly live: unknown }
-          >`SELECT COUNT(CASE WHEN expires_at > ${now} THEN 1 END) AS live FROM ${table} WHERE ${which} FOR UPDATE`
-          yield* sql`DELETE FROM ${table} WHERE ${which}`
-          return Number(live[0]?.live ?? 0)
-        })),
+        transaction(
+          statements,
+          Effect.gen(function*() {
+            const live = yield* sql<
+              { readonly live: unknown }
+            >`SELECT COUNT(CASE WHEN expires_at > ${now} THEN 1 END) AS live FROM ${table} WHERE ${which} FOR UPDATE`
+            yield* sql`DELETE FROM ${table} WHERE ${which}`
+            return Number(live[0]?.live ?? 0)
+          })
+        ),
       orElse: () =>
         Effect.map(
           sql<{ readonly expires_at: unknown }>`DELETE FROM ${table} WHERE ${which} RETURNING expires_at`,

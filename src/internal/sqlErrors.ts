@@ -42,6 +42,19 @@ const driverError = (cause: unknown): DriverError => {
   return { name, code, errno, text }
 }
 
+/** A deadlock or serialisation failure: the transaction was rolled back and may be run again. */
+export const isRetryable = (cause: unknown): boolean => {
+  const error = driverError(cause)
+  return error.code === "ER_LOCK_DEADLOCK" || error.errno === 1213 || error.code === "40P01" ||
+    error.code === "40001"
+}
+
+/** A duplicate key (MySQL has no `ON CONFLICT DO NOTHING` that answers whether it inserted). */
+export const isDuplicateKey = (cause: unknown): boolean => {
+  const error = driverError(cause)
+  return error.code === "ER_DUP_ENTRY" || error.errno === 1062
+}
+
 const missingTable = (error: DriverError) =>
   error.code === "42P01" || error.code === "ER_NO_SUCH_TABLE" || error.errno === 1146 ||
   (error.code.startsWith("SQLITE_ERROR") && /no such table/i.test(error.text))
