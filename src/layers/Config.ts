@@ -13,7 +13,7 @@
  * | --- | --- |
  * | `SESSION_KEYS` (required, `Redacted`) | `Auth.layerConfig` |
  * | `SESSION_TTL`, `SESSION_IDLE_TIMEOUT`, `SESSION_ABSOLUTE_LIFETIME`, `SESSION_ROLLING`, `SESSION_RENEWAL_INTERVAL`, `SESSION_RENEWAL_GRACE`, `SESSION_ROTATION_GRACE`, `SESSION_MAX_PER_USER` | `Session.layerConfig` |
- * | `REDIS_URL` (`Redacted`) or `REDIS_CLUSTER_NODES`, with `REDIS_PREFIX`, `REDIS_CONNECT_TIMEOUT`, `REDIS_COMMAND_TIMEOUT`, `REDIS_AUTO_PIPELINING`, `REDIS_WAIT_REPLICAS`, `REDIS_WAIT_TIMEOUT`; neither: the in-memory store (`SESSION_MEMORY_CAPACITY`, `SESSION_MEMORY_SWEEP_INTERVAL`, `SESSION_MEMORY_WHEN_FULL`) | {@link layerStore} |
+ * | `REDIS_URL` (`Redacted`) or `REDIS_CLUSTER_NODES`, with `REDIS_PREFIX`, `REDIS_CONNECT_TIMEOUT`, `REDIS_COMMAND_TIMEOUT`, `REDIS_AUTO_PIPELINING`, `REDIS_WAIT_REPLICAS`, `REDIS_WAIT_TIMEOUT`; else `DATABASE_URL` (`Redacted`), with `SESSION_SQL_TABLE`, `SESSION_SQL_QUERY_TIMEOUT`, `SESSION_SQL_MIGRATE`; none: the in-memory store (`SESSION_MEMORY_CAPACITY`, `SESSION_MEMORY_SWEEP_INTERVAL`, `SESSION_MEMORY_WHEN_FULL`) | {@link layerStore} |
  * | `SESSION_TRANSPORT` (`cookie`, the default, or `header`), then `COOKIE_*` or `SESSION_HEADER` | {@link layerTransport} |
  *
  * Bad configuration fails the layer at startup with a `ConfigError` that names the variable (a malformed
@@ -39,9 +39,10 @@ const nonEmpty = <A>(config: Config.Config<A>, isEmpty: (a: A) => boolean) =>
 
 /**
  * The store the environment names: Redis when `REDIS_URL` is set, a Redis Cluster when
- * `REDIS_CLUSTER_NODES` is, otherwise the in-memory store (an empty variable counts as unset). The Redis
- * module, and with it ioredis, is loaded only when Redis is asked for. See `Redis.layerConfig` and
- * `Memory.layerConfig` for the variables each reads.
+ * `REDIS_CLUSTER_NODES` is, the SQL store when `DATABASE_URL` is, otherwise the in-memory store (an empty
+ * variable counts as unset). The Redis and SQL modules, and with them their drivers, are loaded only when
+ * asked for. See `Redis.layerConfig`, `Sql.layerConfig` and `Memory.layerConfig` for the variables each
+ * reads.
  *
  * @since 0.1.0
  * @category layers
@@ -60,7 +61,15 @@ export const layerStore: Layer.Layer<Store, ConfigError.ConfigError | StoreError
       yield* Effect.logInfo("session store: Redis Cluster (REDIS_CLUSTER_NODES)")
       return Redis.layerClusterConfig()
     }
-    yield* Effect.logInfo("session store: in memory (set REDIS_URL or REDIS_CLUSTER_NODES to use Redis)")
+    const database = yield* nonEmpty(Config.redacted("DATABASE_URL"), (url) => Redacted.value(url) === "")
+    if (Option.isSome(database)) {
+      const Sql = yield* Effect.promise(() => import("./Sql.js"))
+      yield* Effect.logInfo("session store: SQL (DATABASE_URL)")
+      return Sql.layerConfig()
+    }
+    yield* Effect.logInfo(
+      "session store: in memory (set REDIS_URL or REDIS_CLUSTER_NODES to use Redis, DATABASE_URL to use SQL)"
+    )
     return Memory.layerConfig()
   })
 )
