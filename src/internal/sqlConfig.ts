@@ -48,28 +48,36 @@ export const clientLayer = (
   error: (failure: Failure) => StoreError
 ): Layer.Layer<SqlClient.SqlClient, StoreError> => {
   const connectFailed = (cause: unknown) => error(classify("connect", "(none)", cause))
+  // the driver is loaded only when the URL names it: the other drivers need not be installed
+  const open = <M>(
+    load: () => Promise<M>,
+    driver: string,
+    layer: (module: M) => Layer.Layer<SqlClient.SqlClient, unknown>
+  ) =>
+    Layer.unwrapEffect(
+      Effect.map(
+        Effect.tryPromise({ try: load, catch: missingDriver(driver, error) }),
+        (module) => Layer.mapError(layer(module), connectFailed)
+      )
+    )
   switch (target._tag) {
     case "pg":
-      return Layer.unwrapEffect(
-        Effect.tryPromise({
-          try: () => import("@effect/sql-pg/PgClient"),
-          catch: missingDriver("@effect/sql-pg", error)
-        })
-          .pipe(Effect.map((Pg) => Layer.mapError(Pg.layer({ url: target.url }), connectFailed)))
+      return open(
+        () => import("@effect/sql-pg/PgClient"),
+        "@effect/sql-pg@^0.53",
+        (Pg) => Pg.layer({ url: target.url })
       )
     case "mysql":
-      return Layer.unwrapEffect(
-        Effect.tryPromise({
-          try: () => import("@effect/sql-mysql2/MysqlClient"),
-          catch: missingDriver("@effect/sql-mysql2", error)
-        }).pipe(Effect.map((Mysql) => Layer.mapError(Mysql.layer({ url: target.url }), connectFailed)))
+      return open(
+        () => import("@effect/sql-mysql2/MysqlClient"),
+        "@effect/sql-mysql2@^0.53",
+        (Mysql) => Mysql.layer({ url: target.url })
       )
     case "sqlite":
-      return Layer.unwrapEffect(
-        Effect.tryPromise({
-          try: () => import("@effect/sql-sqlite-node/SqliteClient"),
-          catch: missingDriver("@effect/sql-sqlite-node better-sqlite3@12", error)
-        }).pipe(Effect.map((Sqlite) => Layer.mapError(Sqlite.layer({ filename: target.filename }), connectFailed)))
+      return open(
+        () => import("@effect/sql-sqlite-node/SqliteClient"),
+        "@effect/sql-sqlite-node@^0.53 better-sqlite3@^12",
+        (Sqlite) => Sqlite.layer({ filename: target.filename })
       )
   }
 }
