@@ -4,9 +4,10 @@
  *
  * @since 0.1.0
  */
-import type * as Effect from "effect/Effect"
-import type * as Store from "../../Store.js"
+import * as Effect from "effect/Effect"
+import * as Store from "../../Store.js"
 import type { ContractViolation } from "./assert.js"
+import * as F from "./fixtures.js"
 
 /**
  * The clauses of the Store contract (see the top of `effect-sessions/Store`) that the cases check, as
@@ -63,14 +64,27 @@ export interface Case {
 }
 
 /**
- * The constructor of the cases of one clause.
+ * What a case does with the store it is handed, and a new random user to write under: fails with a
+ * {@link ContractViolation} when the store breaks the case's clause.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Body = (
+  store: Store.StoreService,
+  user: string
+) => Effect.Effect<void, ContractViolation | Store.StoreError>
+
+/**
+ * The constructor of the cases of one clause: each run of a case is handed the `Store` it runs against and a
+ * user no other run writes under.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const of = (clause: Clause) =>
-(
-  name: string,
-  effect: Effect.Effect<void, ContractViolation | Store.StoreError, Store.Store>,
-  timeout = 30_000
-): Case => ({ name, clause, effect, timeout })
+export const of = (clause: Clause) => (name: string, body: Body, timeout = 30_000): Case => ({
+  name,
+  clause,
+  effect: Effect.flatMap(Store.Store, (store) => body(store, F.newUser())),
+  timeout
+})

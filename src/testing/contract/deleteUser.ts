@@ -4,23 +4,16 @@
  * @since 0.1.0
  */
 import * as Effect from "effect/Effect"
-import * as Option from "effect/Option"
-import * as Store from "../../Store.js"
-import * as Assert from "./assert.js"
+import type * as Store from "../../Store.js"
 import * as Case from "./Case.js"
-import {
-  create,
-  farFuture,
-  fartherFuture,
-  newEntry,
-  newKey,
-  newUser,
-  nextVersion,
-  randomPart,
-  swapCase
-} from "./fixtures.js"
+import * as F from "./fixtures.js"
+import * as Step from "./steps.js"
 
 const testCase = Case.of("deleteUser")
+
+/** None of `writes` is fetched any longer. */
+const allGone = (store: Store.StoreService, writes: ReadonlyArray<Store.Listed>) =>
+  Effect.forEach(writes, ({ key }) => Step.fetches(store, key, undefined), { discard: true })
 
 /**
  * The cases of the clause "deleteUser".
@@ -31,88 +24,74 @@ const testCase = Case.of("deleteUser")
 export const cases: ReadonlyArray<Case.Case> = [
   testCase(
     "deleteUser deletes all of a user's sessions, answers how many, and leaves other users alone",
-    Effect.gen(function*() {
-      const store = yield* Store.Store
-      const user = newUser()
-      const mine = Array.from({ length: 4 }, (): Store.Listed => ({ key: newKey(user), entry: newEntry() }))
-      const others: ReadonlyArray<Store.Listed> = [
-        { key: newKey(swapCase(user)), entry: newEntry() },
-        { key: newKey(`${user}x`), entry: newEntry() },
-        { key: { user: newUser(), session: mine[0]!.key.session }, entry: newEntry() }
-      ]
-      yield* create(store, [...mine, ...others])
-      yield* Assert.equal(yield* store.deleteUser(user), 4)
-      for (const { key } of mine) yield* Assert.equal(yield* store.fetch(key), Option.none())
-      yield* Assert.equal(yield* store.list(user, farFuture - 1), [])
-      for (const { entry, key } of others) {
-        yield* Assert.equal(yield* store.fetch(key), Option.some(entry))
-        yield* Assert.equal(yield* store.list(key.user, farFuture - 1), [{ key, entry }])
-      }
-      yield* Assert.equal(yield* store.deleteUser(user), 0)
-    })
+    (store, user) =>
+      Effect.gen(function*() {
+        const mine = F.sessionsOf(user, 4)
+        const others = F.neighbours(user, mine[0]!.key.session)
+        yield* F.create(store, [...mine, ...others])
+        yield* Step.deletesUser(store, user, undefined, 4)
+        yield* allGone(store, mine)
+        yield* Step.lists(store, user, F.farFuture - 1, [])
+        for (const other of others) {
+          yield* Step.fetches(store, other.key, other.entry)
+          yield* Step.lists(store, other.key.user, F.farFuture - 1, [other])
+        }
+        yield* Step.deletesUser(store, user, undefined, 0)
+      })
   ),
 
-  testCase(
-    "deleteUser with except keeps exactly that session",
+  testCase("deleteUser with except keeps exactly that session", (store, user) =>
     Effect.gen(function*() {
-      const store = yield* Store.Store
-      const user = newUser()
-      const mine = Array.from({ length: 4 }, (): Store.Listed => ({ key: newKey(user), entry: newEntry() }))
-      yield* create(store, mine)
+      const mine = F.sessionsOf(user, 4)
+      yield* F.create(store, mine)
       const kept = mine[2]!
-      yield* Assert.equal(yield* store.deleteUser(user, kept.key.session), 3)
-      for (const { key } of mine) {
-        yield* Assert.equal(yield* store.fetch(key), key === kept.key ? Option.some(kept.entry) : Option.none())
-      }
-      yield* Assert.equal(yield* store.list(user, farFuture - 1), [kept])
+      yield* Step.deletesUser(store, user, kept.key.session, 3)
+      yield* Step.fetchesOnly(store, mine.map(({ key }) => key), [kept])
+      yield* Step.lists(store, user, F.farFuture - 1, [kept])
       // nothing left to delete but the one kept
-      yield* Assert.equal(yield* store.deleteUser(user, kept.key.session), 0)
-      yield* Assert.equal(yield* store.fetch(kept.key), Option.some(kept.entry))
-      yield* Assert.equal(yield* store.deleteUser(user), 1)
-      yield* Assert.equal(yield* store.fetch(kept.key), Option.none())
-    })
-  ),
+      yield* Step.deletesUser(store, user, kept.key.session, 0)
+      yield* Step.fetches(store, kept.key, kept.entry)
+      yield* Step.deletesUser(store, user, undefined, 1)
+      yield* Step.fetches(store, kept.key, undefined)
+    })),
 
   testCase(
     "deleteUser with an except that is none of the user's sessions deletes them all",
-    Effect.gen(function*() {
-      const store = yield* Store.Store
-      const user = newUser()
-      const mine = Array.from({ length: 3 }, (): Store.Listed => ({ key: newKey(user), entry: newEntry() }))
-      const elsewhere: Store.Listed = { key: newKey(), entry: newEntry() }
-      yield* create(store, [...mine, elsewhere])
-      yield* Assert.equal(yield* store.deleteUser(user, elsewhere.key.session), 3)
-      yield* Assert.equal(yield* store.deleteUser(user, swapCase(mine[0]!.key.session)), 0)
-      for (const { key } of mine) yield* Assert.equal(yield* store.fetch(key), Option.none())
-      yield* Assert.equal(yield* store.fetch(elsewhere.key), Option.some(elsewhere.entry))
-    })
+    (store, user) =>
+      Effect.gen(function*() {
+        const mine = F.sessionsOf(user, 3)
+        const elsewhere: Store.Listed = { key: F.newKey(), entry: F.newEntry() }
+        yield* F.create(store, [...mine, elsewhere])
+        yield* Step.deletesUser(store, user, elsewhere.key.session, 3)
+        yield* Step.deletesUser(store, user, F.swapCase(mine[0]!.key.session), 0)
+        yield* allGone(store, mine)
+        yield* Step.fetches(store, elsewhere.key, elsewhere.entry)
+      })
   ),
 
-  testCase(
-    "deleteUser of an unknown user answers 0",
-    Effect.gen(function*() {
-      const store = yield* Store.Store
-      yield* Assert.equal(yield* store.deleteUser(newUser()), 0)
-      yield* Assert.equal(yield* store.deleteUser(newUser(), randomPart()), 0)
-    })
-  ),
+  testCase("deleteUser of an unknown user answers 0", (store) =>
+    Effect.all([
+      Step.deletesUser(store, F.newUser(), undefined, 0),
+      Step.deletesUser(store, F.newUser(), F.randomPart(), 0)
+    ], { discard: true })),
 
   testCase(
     "after deleteUser, updates of the deleted sessions are refused and new sessions are listed alone",
-    Effect.gen(function*() {
-      const store = yield* Store.Store
-      const user = newUser()
-      const old: Store.Listed = { key: newKey(user), entry: newEntry() }
-      yield* create(store, [old])
-      yield* Assert.equal(yield* store.deleteUser(user), 1)
-      yield* Assert.equal(
-        yield* store.save(old.key, nextVersion(old.entry, { expiresAt: fartherFuture }), "update"),
-        false
-      )
-      yield* Assert.equal(yield* store.fetch(old.key), Option.none())
-      const fresh: Store.Listed = { key: newKey(user), entry: newEntry() }
-      yield* create(store, [fresh])
-      yield* Assert.equal(yield* store.list(user, farFuture - 1), [fresh])
-    })
+    (store, user) =>
+      Effect.gen(function*() {
+        const old: Store.Listed = { key: F.newKey(user), entry: F.newEntry() }
+        yield* F.create(store, [old])
+        yield* Step.deletesUser(store, user, undefined, 1)
+        yield* Step.saves(
+          store,
+          { ...old, entry: F.nextVersion(old.entry, { expiresAt: F.fartherFuture }) },
+          "update",
+          false
+        )
+        yield* Step.fetches(store, old.key, undefined)
+        const fresh: Store.Listed = { key: F.newKey(user), entry: F.newEntry() }
+        yield* F.create(store, [fresh])
+        yield* Step.lists(store, user, F.farFuture - 1, [fresh])
+      })
   )
 ]

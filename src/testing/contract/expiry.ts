@@ -9,19 +9,11 @@
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import * as Store from "../../Store.js"
+import type * as Store from "../../Store.js"
 import * as Assert from "./assert.js"
 import * as Case from "./Case.js"
-import {
-  create,
-  expiredAMinuteAgo,
-  fetchable,
-  forgottenIn,
-  newEntry,
-  newKey,
-  newUser,
-  nextVersion
-} from "./fixtures.js"
+import * as F from "./fixtures.js"
+import * as Step from "./steps.js"
 
 const retained = Case.of("retention")
 const expiry = Case.of("expiry")
@@ -34,25 +26,38 @@ const saveForgotten = (store: Store.StoreService, key: Store.Key, entry: Store.E
  * Saves an entry that the store must forget half a second later, with a live session of the same user
  * beside it when `beside` is given: fetched at once it is answered, fetched after that it is none.
  */
-const forgottenWhileStored = (beside: boolean) =>
+const forgottenWhileStored = (beside: boolean): Case.Body => (store, user) =>
   Effect.gen(function*() {
-    const store = yield* Store.Store
-    const user = newUser()
-    const key = newKey(user)
-    const live: Store.Listed = { key: newKey(user), entry: newEntry() }
-    if (beside) yield* create(store, [live])
+    const key = F.newKey(user)
+    const live = F.session(user)
+    if (beside) yield* F.create(store, [live])
     const now = yield* Clock.currentTimeMillis
-    const entry = forgottenIn(now, 500)
+    const entry = F.forgottenIn(now, 500)
     const forgetAt = now + 500
-    yield* create(store, [{ key, entry }])
+    yield* F.create(store, [{ key, entry }])
     const first = yield* store.fetch(key)
     // the premise, unless the store took longer than that to answer (then none is right too)
     if ((yield* Clock.currentTimeMillis) < forgetAt - 50) {
       yield* Assert.equal(first, Option.some(entry), "fetch before expiresAt + expiredRetention")
     }
     yield* Effect.sleep(Math.max(0, forgetAt + 400 - (yield* Clock.currentTimeMillis)))
-    yield* Assert.equal(yield* store.fetch(key), Option.none(), "fetch once expiresAt + expiredRetention has passed")
-    if (beside) yield* Assert.equal(yield* store.fetch(live.key), Option.some(live.entry), "the live session beside it")
+    yield* Step.fetches(store, key, undefined, "fetch once expiresAt + expiredRetention has passed")
+    if (beside) yield* Step.fetches(store, live.key, live.entry, "the live session beside it")
+  })
+
+/**
+ * Saves an entry already past expiresAt + expiredRetention, with a live session of the same user beside it
+ * when `beside` is given: fetch answers none for it, and list only the live one.
+ */
+const savedForgotten = (beside: boolean): Case.Body => (store, user) =>
+  Effect.gen(function*() {
+    const live = F.sessionsOf(user, beside ? 1 : 0)
+    const key = F.newKey(user)
+    yield* F.create(store, live)
+    yield* saveForgotten(store, key, F.forgottenIn(yield* Clock.currentTimeMillis, -60_000))
+    yield* Step.fetches(store, key, undefined, "fetch of an entry past its retention")
+    for (const { entry, key } of live) yield* Step.fetches(store, key, entry, "the live session beside it")
+    yield* Step.lists(store, user, yield* Clock.currentTimeMillis, live, "list")
   })
 
 /**
@@ -64,45 +69,24 @@ const forgottenWhileStored = (beside: boolean) =>
 export const cases: ReadonlyArray<Case.Case> = [
   retained(
     "an entry stays fetchable for a while after its expiry, but list leaves it out",
-    Effect.gen(function*() {
-      const store = yield* Store.Store
-      const user = newUser()
-      const now = yield* Clock.currentTimeMillis
-      const expired: Store.Listed = { key: newKey(user), entry: expiredAMinuteAgo(now) }
-      const live: Store.Listed = { key: newKey(user), entry: newEntry() }
-      yield* create(store, [expired, live])
-      yield* Assert.equal(yield* store.fetch(expired.key), Option.some(expired.entry))
-      yield* Assert.equal(yield* store.list(user, yield* Clock.currentTimeMillis), [live])
-      // it is still a stored entry: an update follows its version, a create of its key is refused
-      const extended = nextVersion(expired.entry, { data: { extended: true } })
-      yield* Assert.equal(yield* store.save(expired.key, newEntry(), "create"), false)
-      yield* Assert.equal(yield* store.save(expired.key, extended, "update"), true)
-      yield* Assert.equal(yield* store.fetch(expired.key), Option.some(extended))
-    })
+    (store, user) =>
+      Effect.gen(function*() {
+        const expired = F.session(user, F.expiredAMinuteAgo(yield* Clock.currentTimeMillis))
+        const live = F.session(user)
+        yield* F.create(store, [expired, live])
+        yield* Step.fetches(store, expired.key, expired.entry)
+        yield* Step.lists(store, user, yield* Clock.currentTimeMillis, [live])
+        // it is still a stored entry: an update follows its version, a create of its key is refused
+        const extended = F.nextVersion(expired.entry, { data: { extended: true } })
+        yield* Step.saves(store, { key: expired.key, entry: F.newEntry() }, "create", false)
+        yield* Step.saves(store, { key: expired.key, entry: extended }, "update", true)
+        yield* Step.fetches(store, expired.key, extended)
+      })
   ),
-  expiry(
-    "fetch answers none for an entry saved already past expiresAt + expiredRetention",
-    Effect.gen(function*() {
-      const store = yield* Store.Store
-      const key = newKey()
-      yield* saveForgotten(store, key, forgottenIn(yield* Clock.currentTimeMillis, -60_000))
-      yield* Assert.equal(yield* store.fetch(key), Option.none(), "fetch of an entry past its retention")
-      yield* Assert.equal(yield* store.list(key.user, yield* Clock.currentTimeMillis), [], "list")
-    })
-  ),
+  expiry("fetch answers none for an entry saved already past expiresAt + expiredRetention", savedForgotten(false)),
   expiry(
     "fetch answers none for an entry saved already past expiresAt + expiredRetention beside a live one",
-    Effect.gen(function*() {
-      const store = yield* Store.Store
-      const user = newUser()
-      const live: Store.Listed = { key: newKey(user), entry: newEntry() }
-      const key = newKey(user)
-      yield* create(store, [live])
-      yield* saveForgotten(store, key, forgottenIn(yield* Clock.currentTimeMillis, -60_000))
-      yield* Assert.equal(yield* store.fetch(key), Option.none(), "fetch of an entry past its retention")
-      yield* Assert.equal(yield* store.fetch(live.key), Option.some(live.entry), "the live session beside it")
-      yield* Assert.equal(yield* store.list(user, yield* Clock.currentTimeMillis), [live], "list")
-    })
+    savedForgotten(true)
   ),
   expiry("fetch answers none once an entry passes expiresAt + expiredRetention", forgottenWhileStored(false)),
   expiry(
@@ -111,25 +95,21 @@ export const cases: ReadonlyArray<Case.Case> = [
   ),
   expiry(
     "deleteUser deletes expired entries too, and answers only how many live ones it deleted",
-    Effect.gen(function*() {
-      const store = yield* Store.Store
-      const user = newUser()
-      const now = yield* Clock.currentTimeMillis
-      const live = Array.from({ length: 3 }, (): Store.Listed => ({ key: newKey(user), entry: newEntry() }))
-      const expired = Array.from(
-        { length: 2 },
-        (): Store.Listed => ({ key: newKey(user), entry: expiredAMinuteAgo(now) })
-      )
-      const forgotten = newKey(user)
-      yield* create(store, [...live, ...expired])
-      yield* saveForgotten(store, forgotten, forgottenIn(now, -60_000))
-      const keys = [...live, ...expired].map(({ key }) => key).concat([forgotten])
-      yield* Assert.equal(yield* store.deleteUser(user, live[0]!.key.session), 2, "deleteUser's answer")
-      yield* Assert.equal(yield* fetchable(store, keys), [live[0]!], "fetchable after deleteUser")
-      yield* create(store, [{ key: newKey(user), entry: expiredAMinuteAgo(now) }])
-      yield* Assert.equal(yield* store.deleteUser(user), 1, "deleteUser's answer")
-      yield* Assert.equal(yield* fetchable(store, keys), [], "fetchable after deleteUser")
-      yield* Assert.equal(yield* store.deleteUser(user), 0, "deleteUser's answer")
-    })
+    (store, user) =>
+      Effect.gen(function*() {
+        const now = yield* Clock.currentTimeMillis
+        const live = F.sessionsOf(user, 3)
+        const expired = F.sessionsOf(user, 2, () => F.expiredAMinuteAgo(now))
+        const forgotten = F.newKey(user)
+        yield* F.create(store, [...live, ...expired])
+        yield* saveForgotten(store, forgotten, F.forgottenIn(now, -60_000))
+        const keys = [...live, ...expired].map(({ key }) => key).concat([forgotten])
+        yield* Step.deletesUser(store, user, live[0]!.key.session, 2)
+        yield* Step.fetchesOnly(store, keys, [live[0]!], "fetchable after deleteUser")
+        yield* F.create(store, F.sessionsOf(user, 1, () => F.expiredAMinuteAgo(now)))
+        yield* Step.deletesUser(store, user, undefined, 1)
+        yield* Step.fetchesOnly(store, keys, [], "fetchable after deleteUser")
+        yield* Step.deletesUser(store, user, undefined, 0)
+      })
   )
 ]

@@ -72,6 +72,30 @@ export const newEntry = (overrides: Partial<Store.Entry> = {}): Store.Entry =>
     ...overrides
   })
 
+/** A new session of `user`, with the entry `entry` (by default a new one). */
+export const session = (user: string, entry: Store.Entry = newEntry()): Store.Listed => ({ key: newKey(user), entry })
+
+/** `count` new sessions of `user`, the i-th with the entry `entry(i)` (by default a new one). */
+export const sessionsOf = (
+  user: string,
+  count: number,
+  entry: (i: number) => Store.Entry = () => newEntry()
+): Array<Store.Listed> => Array.from({ length: count }, (_, i) => ({ key: newKey(user), entry: entry(i) }))
+
+/**
+ * Sessions of the users next to `user`: its user part with the case swapped, with a suffix, without its last
+ * character, and another user with the session part `session`; each with the entry `entry()`.
+ */
+export const neighbours = (
+  user: string,
+  session: string,
+  entry: () => Store.Entry = () => newEntry()
+): Array<Store.Listed> =>
+  [newKey(swapCase(user)), newKey(`${user}x`), newKey(user.slice(0, -1)), { user: newUser(), session }].map((key) => ({
+    key,
+    entry: entry()
+  }))
+
 /** `list` answers in no particular order: compare by session part. */
 export const bySession = (listed: ReadonlyArray<Store.Listed>): Array<Store.Listed> =>
   [...listed].sort((a, b) => a.key.session < b.key.session ? -1 : a.key.session > b.key.session ? 1 : 0)

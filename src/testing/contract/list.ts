@@ -4,13 +4,15 @@
  * @since 0.1.0
  */
 import * as Effect from "effect/Effect"
-import * as Option from "effect/Option"
-import * as Store from "../../Store.js"
-import * as Assert from "./assert.js"
+import type * as Store from "../../Store.js"
 import * as Case from "./Case.js"
-import { bySession, create, farFuture, newEntry, newKey, newUser, nextVersion, swapCase } from "./fixtures.js"
+import * as F from "./fixtures.js"
+import * as Step from "./steps.js"
 
 const testCase = Case.of("list")
+
+// near the `now` the cases pass, far from the real clock, so that no backend expires an entry meanwhile
+const now = F.farFuture - 60_000
 
 /**
  * The cases of the clause "list".
@@ -21,92 +23,73 @@ const testCase = Case.of("list")
 export const cases: ReadonlyArray<Case.Case> = [
   testCase(
     "list of a user never written is empty",
-    Effect.gen(function*() {
-      const store = yield* Store.Store
-      yield* Assert.equal(yield* store.list(newUser(), 0), [])
-      yield* Assert.equal(yield* store.list(newUser(), farFuture), [])
-    })
+    (store) =>
+      Effect.all([Step.lists(store, F.newUser(), 0, []), Step.lists(store, F.newUser(), F.farFuture, [])], {
+        discard: true
+      })
   ),
 
   testCase(
     "list answers exactly the user's live entries with their keys, and no other user's",
-    Effect.gen(function*() {
-      const store = yield* Store.Store
-      const user = newUser()
-      const mine = Array.from({ length: 5 }, (_, i): Store.Listed => ({
-        key: newKey(user),
-        entry: newEntry({ userId: "me", createdAt: farFuture - 10_000 + i, data: { n: i } })
-      }))
-      // neighbours whose user part differs by case, by a suffix or completely, some with the same session part
-      const others: ReadonlyArray<Store.Listed> = [
-        { key: newKey(swapCase(user)), entry: newEntry() },
-        { key: newKey(`${user}x`), entry: newEntry() },
-        { key: newKey(user.slice(0, -1)), entry: newEntry() },
-        { key: { user: newUser(), session: mine[0]!.key.session }, entry: newEntry() }
-      ]
-      yield* create(store, [...mine, ...others])
-      yield* Assert.equal(bySession(yield* store.list(user, farFuture - 1)), bySession(mine))
-      for (const { entry, key } of others) {
-        yield* Assert.equal(yield* store.list(key.user, farFuture - 1), [{ key, entry }])
-      }
-    })
+    (store, user) =>
+      Effect.gen(function*() {
+        const mine = F.sessionsOf(
+          user,
+          5,
+          (i) => F.newEntry({ userId: "me", createdAt: F.farFuture - 10_000 + i, data: { n: i } })
+        )
+        // neighbours whose user part differs by case, by a suffix or completely, some with the same session part
+        const others = F.neighbours(user, mine[0]!.key.session)
+        yield* F.create(store, [...mine, ...others])
+        yield* Step.lists(store, user, F.farFuture - 1, mine)
+        for (const other of others) yield* Step.lists(store, other.key.user, F.farFuture - 1, [other])
+      })
   ),
 
   testCase(
     "list leaves out entries whose expiresAt <= now, by the now it is given",
-    Effect.gen(function*() {
-      const store = yield* Store.Store
-      const user = newUser()
-      // near the `now` passed below, far from the real clock, so that no backend expires it meanwhile
-      const now = farFuture - 60_000
-      const soon: Store.Listed = { key: newKey(user), entry: newEntry({ createdAt: now - 1, expiresAt: now + 1_000 }) }
-      const later: Store.Listed = { key: newKey(user), entry: newEntry({ createdAt: now - 1, expiresAt: farFuture }) }
-      yield* create(store, [soon, later])
-      yield* Assert.equal(bySession(yield* store.list(user, now)), bySession([soon, later]))
-      yield* Assert.equal(bySession(yield* store.list(user, now + 999)), bySession([soon, later]))
-      // both entries are still stored: only `list` leaves the expired one out
-      yield* Assert.equal(yield* store.fetch(soon.key), Option.some(soon.entry))
-      yield* Assert.equal(yield* store.list(user, now + 1_000), [later])
-      yield* Assert.equal(yield* store.list(user, now + 5_000), [later])
-      yield* Assert.equal(yield* store.list(user, farFuture), [])
-    })
+    (store, user) =>
+      Effect.gen(function*() {
+        const soon = F.session(user, F.newEntry({ createdAt: now - 1, expiresAt: now + 1_000 }))
+        const later = F.session(user, F.newEntry({ createdAt: now - 1, expiresAt: F.farFuture }))
+        yield* F.create(store, [soon, later])
+        yield* Step.lists(store, user, now, [soon, later])
+        yield* Step.lists(store, user, now + 999, [soon, later])
+        // both entries are still stored: only `list` leaves the expired one out
+        yield* Step.fetches(store, soon.key, soon.entry)
+        for (const at of [now + 1_000, now + 5_000]) yield* Step.lists(store, user, at, [later])
+        yield* Step.lists(store, user, F.farFuture, [])
+      })
   ),
 
-  testCase(
-    "a deleted session is no longer listed; the others are",
+  testCase("a deleted session is no longer listed; the others are", (store, user) =>
     Effect.gen(function*() {
-      const store = yield* Store.Store
-      const user = newUser()
-      const writes = Array.from({ length: 3 }, (): Store.Listed => ({ key: newKey(user), entry: newEntry() }))
-      yield* create(store, writes)
-      yield* store.delete(writes[1]!.key)
-      yield* Assert.equal(bySession(yield* store.list(user, farFuture - 1)), bySession([writes[0]!, writes[2]!]))
-      yield* store.delete(writes[0]!.key)
-      yield* store.delete(writes[2]!.key)
-      yield* Assert.equal(yield* store.list(user, farFuture - 1), [])
-    })
-  ),
+      const [first, second, third] = F.sessionsOf(user, 3) as [Store.Listed, Store.Listed, Store.Listed]
+      yield* F.create(store, [first, second, third])
+      yield* store.delete(second.key)
+      yield* Step.lists(store, user, F.farFuture - 1, [first, third])
+      yield* store.delete(first.key)
+      yield* store.delete(third.key)
+      yield* Step.lists(store, user, F.farFuture - 1, [])
+    })),
 
   testCase(
     "update keeps the entry listed with its new expiry, also past the old one",
-    Effect.gen(function*() {
-      const store = yield* Store.Store
-      const user = newUser()
-      const now = farFuture - 60_000
-      const key = newKey(user)
-      const before = newEntry({ createdAt: now - 1, expiresAt: now + 1_000 })
-      const after = nextVersion(before, {
-        extendedUntil: farFuture,
-        expiresAt: farFuture,
-        data: { extended: true }
+    (store, user) =>
+      Effect.gen(function*() {
+        const key = F.newKey(user)
+        const before = F.newEntry({ createdAt: now - 1, expiresAt: now + 1_000 })
+        const after: Store.Listed = {
+          key,
+          entry: F.nextVersion(before, { extendedUntil: F.farFuture, expiresAt: F.farFuture, data: { extended: true } })
+        }
+        const other = F.session(user)
+        yield* F.create(store, [{ key, entry: before }, other])
+        yield* Step.saves(store, after, "update", true)
+        yield* Step.lists(store, user, now, [after, other])
+        // the old expiry has passed, the new one has not
+        yield* Step.lists(store, user, now + 5_000, [after, other])
+        yield* Step.fetches(store, key, after.entry)
       })
-      const other: Store.Listed = { key: newKey(user), entry: newEntry() }
-      yield* create(store, [{ key, entry: before }, other])
-      yield* Assert.equal(yield* store.save(key, after, "update"), true)
-      yield* Assert.equal(bySession(yield* store.list(user, now)), bySession([{ key, entry: after }, other]))
-      // the old expiry has passed, the new one has not
-      yield* Assert.equal(bySession(yield* store.list(user, now + 5_000)), bySession([{ key, entry: after }, other]))
-      yield* Assert.equal(yield* store.fetch(key), Option.some(after))
-    })
   )
 ]

@@ -6,22 +6,26 @@
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Crypto from "node:crypto"
-import * as Store from "../../Store.js"
+import type * as Store from "../../Store.js"
 import * as Assert from "./assert.js"
 import * as Case from "./Case.js"
-import {
-  bySession,
-  farFuture,
-  fartherFuture,
-  fetchable,
-  newEntry,
-  newKey,
-  newUser,
-  nextVersion,
-  shuffle
-} from "./fixtures.js"
+import * as F from "./fixtures.js"
+import * as Step from "./steps.js"
 
 const testCase = Case.of("races")
+
+// the creates of each round of the revocation race
+const racedCreates = 300
+
+/** Runs `round` three times, each with a new user and `size` new sessions of it. */
+const threeRounds = <E>(
+  size: number,
+  round: (user: string, writes: ReadonlyArray<Store.Listed>) => Effect.Effect<void, E>
+) =>
+  Effect.forEach([1, 2, 3], () => {
+    const user = F.newUser()
+    return round(user, F.sessionsOf(user, size))
+  }, { discard: true })
 
 /**
  * Fires `total` creates concurrently and calls `revoke` midway through them, for the tests that nothing
@@ -90,67 +94,60 @@ export const revokeMidway = <A, E, R, B, E2, R2>(options: {
 export const cases: ReadonlyArray<Case.Case> = [
   testCase(
     "nothing escapes revocation: every create completed before deleteUser was called is gone after it",
-    Effect.gen(function*() {
-      const store = yield* Store.Store
-      const total = 300
-      for (let round = 0; round < 3; round++) {
-        const user = newUser()
-        const writes = Array.from({ length: total }, (): Store.Listed => ({ key: newKey(user), entry: newEntry() }))
-        const { before, results, revoked: deleted } = yield* revokeMidway({
-          total,
-          create: (i) => store.save(writes[i]!.key, writes[i]!.entry, "create"),
-          revoke: store.deleteUser(user)
-        })
-        yield* Assert.equal(results.every((wrote) => wrote), true)
-        const escaped = yield* fetchable(store, before.map((i) => writes[i]!.key))
-        yield* Assert.equal(escaped, [])
-        // each create wrote once and deleteUser is atomic: every entry was either deleted or survives
-        const survivors = yield* fetchable(store, writes.map((write) => write.key))
-        yield* Assert.ok(deleted >= before.length, "deleted >= before.length")
-        yield* Assert.equal(deleted + survivors.length, total)
-        // the premise: deleteUser ran while creates were still being made
-        yield* Assert.ok(survivors.length > 0, "survivors.length > 0")
-        yield* Assert.equal(bySession(yield* store.list(user, farFuture - 1)), survivors)
-        yield* Assert.equal(yield* store.deleteUser(user), survivors.length)
-        yield* Assert.equal(yield* fetchable(store, writes.map((write) => write.key)), [])
-      }
-    }),
+    (store) =>
+      threeRounds(racedCreates, (user, writes) =>
+        Effect.gen(function*() {
+          const { before, results, revoked: deleted } = yield* revokeMidway({
+            total: racedCreates,
+            create: (i) => store.save(writes[i]!.key, writes[i]!.entry, "create"),
+            revoke: store.deleteUser(user)
+          })
+          yield* Assert.equal(results.every((wrote) => wrote), true)
+          const escaped = yield* F.fetchable(store, before.map((i) => writes[i]!.key))
+          yield* Assert.equal(escaped, [])
+          // each create wrote once and deleteUser is atomic: every entry was either deleted or survives
+          const survivors = yield* F.fetchable(store, writes.map((write) => write.key))
+          yield* Assert.ok(deleted >= before.length, "deleted >= before.length")
+          yield* Assert.equal(deleted + survivors.length, racedCreates)
+          // the premise: deleteUser ran while creates were still being made
+          yield* Assert.ok(survivors.length > 0, "survivors.length > 0")
+          yield* Step.lists(store, user, F.farFuture - 1, survivors)
+          yield* Step.deletesUser(store, user, undefined, survivors.length)
+          yield* Step.fetchesOnly(store, writes.map((write) => write.key), [])
+        })),
     60_000
   ),
 
   testCase(
     "concurrent deleteUser, delete, update and create leave list answering exactly the fetchable entries",
-    Effect.gen(function*() {
-      const store = yield* Store.Store
-      for (let round = 0; round < 3; round++) {
-        const user = newUser()
-        const writes = Array.from({ length: 200 }, (): Store.Listed => ({ key: newKey(user), entry: newEntry() }))
-        const kept = writes[7]!.key.session
-        const operations: Array<Effect.Effect<unknown, Store.StoreError>> = [
-          ...writes.map(({ entry, key }) => store.save(key, entry, "create")),
-          ...writes.filter((_, i) => i % 10 === 3).map(({ key }) => store.delete(key)),
-          ...writes.filter((_, i) => i % 10 === 5).map(({ entry, key }) =>
-            store.save(key, nextVersion(entry, { expiresAt: fartherFuture }), "update")
-          ),
-          store.deleteUser(user),
-          store.deleteUser(user),
-          store.deleteUser(user, kept),
-          store.list(user, farFuture - 1)
-        ]
-        yield* Effect.all(
-          shuffle(operations).map((operation) => Effect.zipRight(Effect.sleep(Crypto.randomInt(5)), operation)),
-          { concurrency: "unbounded", discard: true }
-        )
+    (store) =>
+      threeRounds(200, (user, writes) =>
+        Effect.gen(function*() {
+          const kept = writes[7]!.key.session
+          const operations: Array<Effect.Effect<unknown, Store.StoreError>> = [
+            ...writes.map(({ entry, key }) => store.save(key, entry, "create")),
+            ...writes.filter((_, i) => i % 10 === 3).map(({ key }) => store.delete(key)),
+            ...writes.filter((_, i) => i % 10 === 5).map(({ entry, key }) =>
+              store.save(key, F.nextVersion(entry, { expiresAt: F.fartherFuture }), "update")
+            ),
+            store.deleteUser(user),
+            store.deleteUser(user),
+            store.deleteUser(user, kept),
+            store.list(user, F.farFuture - 1)
+          ]
+          yield* Effect.all(
+            F.shuffle(operations).map((operation) => Effect.zipRight(Effect.sleep(Crypto.randomInt(5)), operation)),
+            { concurrency: "unbounded", discard: true }
+          )
 
-        const keys = writes.map((write) => write.key)
-        const found = yield* fetchable(store, keys)
-        yield* Assert.equal(bySession(yield* store.list(user, farFuture - 1)), found)
-        // the per-user records hold exactly what is stored: deleteUser finds every survivor and nothing else
-        yield* Assert.equal(yield* store.deleteUser(user), found.length)
-        yield* Assert.equal(yield* fetchable(store, keys), [])
-        yield* Assert.equal(yield* store.list(user, 0), [])
-      }
-    }),
+          const keys = writes.map((write) => write.key)
+          const found = yield* F.fetchable(store, keys)
+          yield* Step.lists(store, user, F.farFuture - 1, found)
+          // the per-user records hold exactly what is stored: deleteUser finds every survivor and nothing else
+          yield* Step.deletesUser(store, user, undefined, found.length)
+          yield* Step.fetchesOnly(store, keys, [])
+          yield* Step.lists(store, user, 0, [])
+        })),
     60_000
   )
 ]
