@@ -809,23 +809,13 @@ describe("Redis store: a session's layout", () => {
       const userId = `user-${Crypto.randomInt(1_000_000)}`
       const now = Date.now()
       const expiresAt = now + Duration.toMillis(Session.defaultTtl)
-      const entry: Entry = {
-        version: 0,
+      const entry = completeEntry({
         userId,
         createdAt: now,
-        renewedAt: now,
-        extendedUntil: expiresAt,
         expiresAt,
-        lastSeenAt: now,
         secret: randomPart(),
-        previous: undefined,
-        previousUntil: 0,
-        userAgent: undefined,
-        address: undefined,
-        ttl: undefined,
-        persistent: true,
         data: { csrf: Auth.randomId(24) }
-      }
+      })
       const user = randomPart()
       const keys = Array.from({ length: 10 }, () => ({ user, session: randomPart() }))
       expect(yield* store.save(keys[0]!, entry, "create")).toBe(true)
