@@ -2,7 +2,8 @@
  * Sessions: the model, the `Sessions` service that composes the Auth and Store ports, and its errors.
  *
  * ```ts
- * import { Schema } from "effect"
+ * import { Effect, Schema } from "effect"
+ * import * as Csrf from "effect-sessions/layers/Csrf"
  * import * as Sessions from "effect-sessions/Session"
  *
  * class AppSession extends Sessions.Tag<AppSession>()("app/Session", {
@@ -10,7 +11,11 @@
  * }) {}
  *
  * // at login
- * const { session, token } = yield* (yield* AppSession).issue("user-1", { csrf })
+ * const login = (userId: string) =>
+ *   Effect.gen(function*() {
+ *     const { session, token } = yield* (yield* AppSession).issue(userId, { csrf: Csrf.token() })
+ *     return { expiresAt: session.expiresAt, token }
+ *   })
  * ```
  *
  * @since 0.1.0
@@ -264,7 +269,10 @@ export interface SessionsTag<Self, A, I> extends Context.Tag<Self, Sessions<A>> 
  * Declares a sessions service whose data is typed and validated by a `Schema`:
  *
  * ```ts
- * class AppSession extends Tag<AppSession>()("app/Session", { data: Schema.Struct({ csrf: Schema.String }) }) {}
+ * import { Schema } from "effect"
+ * import * as Session from "effect-sessions/Session"
+ *
+ * class AppSession extends Session.Tag<AppSession>()("app/Session", { data: Schema.Struct({ csrf: Schema.String }) }) {}
  * ```
  *
  * Data is stored encoded and decoded on every read; data that no longer decodes (a schema change, a

@@ -396,6 +396,9 @@ export const layer = <E, R>(make: Effect.Effect<TransportService, E, R>): Layer.
  * redacted in traces.
  *
  * ```ts
+ * import { Context } from "effect"
+ * import * as Transport from "effect-sessions/Transport"
+ *
  * class AdminTransport extends Context.Tag("app/AdminTransport")<AdminTransport, Transport.TransportService>() {}
  *
  * const AdminTransportLive = Transport.layerCookie({ name: "__Host-admin" }).pipe(Transport.under(AdminTransport))

@@ -3,9 +3,25 @@
  * and its transport, each read through Effect `Config`.
  *
  * ```ts
+ * import { HttpRouter, HttpServer, HttpServerResponse } from "@effect/platform"
+ * import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
+ * import { Effect, Layer, Schema } from "effect"
+ * import { createServer } from "node:http"
+ * import * as SessionsConfig from "effect-sessions/layers/Config"
+ * import * as SessionHttp from "effect-sessions/layers/Http"
+ * import * as Session from "effect-sessions/Session"
+ *
+ * class AppSession extends Session.Tag<AppSession>()("app/Session", { data: Schema.Struct({}) }) {}
+ * const AppHttp = SessionHttp.make(AppSession)
+ * const router = HttpRouter.empty.pipe(
+ *   HttpRouter.get("/me", Effect.map(AppHttp.require, (session) => HttpServerResponse.text(session.userId)))
+ * )
+ *
  * HttpServer.serve(router, AppHttp.middleware).pipe(
  *   Layer.provide(SessionsConfig.layer(AppSession)),
- *   Layer.provide(NodeHttpServer.layer(createServer, { port: 3000 }))
+ *   Layer.provide(NodeHttpServer.layer(createServer, { port: 3000 })),
+ *   Layer.launch,
+ *   NodeRuntime.runMain
  * )
  * ```
  *

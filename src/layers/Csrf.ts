@@ -13,6 +13,12 @@
  *   another site cannot read and therefore cannot fill in.
  *
  * ```ts
+ * import { HttpRouter, HttpServer, HttpServerResponse } from "@effect/platform"
+ * import { Effect, Schema } from "effect"
+ * import * as Csrf from "effect-sessions/layers/Csrf"
+ * import * as SessionHttp from "effect-sessions/layers/Http"
+ * import * as Session from "effect-sessions/Session"
+ *
  * class AppSession extends Session.Tag<AppSession>()("app/Session", {
  *   data: Schema.Struct({ csrf: Schema.String })
  * }) {}
@@ -26,7 +32,7 @@
  *   )
  * )
  *
- * HttpServer.serve(router.pipe(Csrf.middleware()), AppHttp.middleware)
+ * const Server = HttpServer.serve(router.pipe(Csrf.middleware()), AppHttp.middleware)
  * ```
  *
  * A rejected request fails with {@link CsrfRejected}, which the server answers with an empty 403.
@@ -233,7 +239,10 @@ const rejectedResponses = Object.fromEntries(
  * {@link middleware} for an `HttpApi` app, in one line:
  *
  * ```ts
- * HttpApiBuilder.serve(Csrf.httpApiMiddleware())
+ * import { HttpApiBuilder } from "@effect/platform"
+ * import * as Csrf from "effect-sessions/layers/Csrf"
+ *
+ * const Server = HttpApiBuilder.serve(Csrf.httpApiMiddleware())
  * ```
  *
  * `HttpApiBuilder.serve` takes only a middleware that adds no error, so this one answers a refused request
@@ -351,7 +360,22 @@ export const verify = (expected: string, given: string | undefined): boolean => 
  * (answered 403). The session is required first, so a request without one fails as `current` does.
  *
  * ```ts
- * const session = yield* Csrf.requireToken(AppHttp.require, (data) => data.csrf)
+ * import { HttpRouter, HttpServerResponse } from "@effect/platform"
+ * import { Effect, Schema } from "effect"
+ * import * as Csrf from "effect-sessions/layers/Csrf"
+ * import * as SessionHttp from "effect-sessions/layers/Http"
+ * import * as Session from "effect-sessions/Session"
+ *
+ * class AppSession extends Session.Tag<AppSession>()("app/Session", { data: Schema.Struct({ csrf: Schema.String }) }) {}
+ * const AppHttp = SessionHttp.make(AppSession)
+ *
+ * const transfer = HttpRouter.post(
+ *   "/transfer",
+ *   Effect.gen(function*() {
+ *     const session = yield* Csrf.requireToken(AppHttp.require, (data) => data.csrf)
+ *     return HttpServerResponse.text(`sent by ${session.userId}`)
+ *   })
+ * )
  * ```
  *
  * @since 0.1.0

@@ -2,14 +2,20 @@
  * Sessions in an `@effect/platform` HTTP server.
  *
  * ```ts
+ * import { HttpRouter, HttpServer, HttpServerResponse } from "@effect/platform"
+ * import { Effect, Schema } from "effect"
+ * import * as SessionHttp from "effect-sessions/layers/Http"
+ * import * as Session from "effect-sessions/Session"
+ *
+ * class AppSession extends Session.Tag<AppSession>()("app/Session", { data: Schema.Struct({}) }) {}
  * const AppHttp = SessionHttp.make(AppSession)
  *
  * const router = HttpRouter.empty.pipe(
- *   HttpRouter.post("/login", Effect.as(AppHttp.issue("user-1", { csrf }), HttpServerResponse.empty())),
+ *   HttpRouter.post("/login", Effect.as(AppHttp.issue("user-1", {}), HttpServerResponse.empty())),
  *   HttpRouter.get("/me", Effect.map(AppHttp.require, (session) => HttpServerResponse.text(session.userId)))
  * )
  *
- * HttpServer.serve(router, AppHttp.middleware)
+ * const Server = HttpServer.serve(router, AppHttp.middleware)
  * ```
  *
  * The middleware reads the token through the `Transport`, asks the sessions service for the session, and
@@ -97,10 +103,17 @@ export interface Options<T = Transport> {
    * `Transport.Transport`. An application with two session types gives the second a tag of its own:
    *
    * ```ts
+   * import { Context, Schema } from "effect"
+   * import * as SessionHttp from "effect-sessions/layers/Http"
+   * import * as Session from "effect-sessions/Session"
+   * import * as Transport from "effect-sessions/Transport"
+   *
+   * class AdminSession extends Session.Tag<AdminSession>()("app/AdminSession", { data: Schema.Struct({}) }) {}
    * class AdminTransport extends Context.Tag("app/AdminTransport")<AdminTransport, Transport.TransportService>() {}
+   *
    * const AdminHttp = SessionHttp.make(AdminSession, { transportTag: AdminTransport })
    * // provided with
-   * Transport.layerCookie({ name: "__Host-admin" }).pipe(Transport.under(AdminTransport))
+   * const AdminTransportLive = Transport.layerCookie({ name: "__Host-admin" }).pipe(Transport.under(AdminTransport))
    * ```
    */
   readonly transportTag?: Context.Tag<T, TransportService> | undefined
@@ -111,8 +124,16 @@ export interface Options<T = Transport> {
  * `Session.IssueOptions`), and what becomes of the session the request already has.
  *
  * ```ts
+ * import { Schema } from "effect"
+ * import * as SessionHttp from "effect-sessions/layers/Http"
+ * import * as Session from "effect-sessions/Session"
+ *
+ * class AppSession extends Session.Tag<AppSession>()("app/Session", { data: Schema.Struct({}) }) {}
+ * const AppHttp = SessionHttp.make(AppSession)
+ *
  * // "remember me" ticked: 30 days; otherwise a browser-session cookie with the service's ttl
- * AppHttp.issue(user, data, rememberMe ? { ttl: "30 days" } : { persistent: false })
+ * const login = (user: string, rememberMe: boolean) =>
+ *   AppHttp.issue(user, {}, rememberMe ? { ttl: "30 days" } : { persistent: false })
  * ```
  *
  * @since 0.1.0
@@ -254,13 +275,34 @@ export const make = <Self, A, I, T = Transport>(
  * context when it is built; the build fails when another session type already reads through that transport.
  *
  * ```ts
+ * import { HttpLayerRouter, HttpServerResponse } from "@effect/platform"
+ * import { NodeHttpServer } from "@effect/platform-node"
+ * import { Effect, Layer, Schema } from "effect"
+ * import { createServer } from "node:http"
+ * import * as Auth from "effect-sessions/Auth"
+ * import * as SessionHttp from "effect-sessions/layers/Http"
+ * import * as Memory from "effect-sessions/layers/Memory"
+ * import * as Session from "effect-sessions/Session"
+ * import * as Transport from "effect-sessions/Transport"
+ *
+ * class AppSession extends Session.Tag<AppSession>()("app/Session", { data: Schema.Struct({}) }) {}
+ * const AppHttp = SessionHttp.make(AppSession)
  * const SessionMiddleware = SessionHttp.layerRouterMiddleware(AppSession)
  *
  * const Routes = HttpLayerRouter.addAll([
  *   HttpLayerRouter.route("GET", "/me", Effect.map(AppHttp.require, (s) => HttpServerResponse.text(s.userId)))
  * ]).pipe(Layer.provide(SessionMiddleware.layer))
  *
- * HttpLayerRouter.serve(Routes).pipe(Layer.provide(SessionsLive), Layer.provide(NodeHttpServer.layer(...)))
+ * const SessionsLive = Session.layerConfig(AppSession).pipe(
+ *   Layer.provide(Auth.layerConfig()),
+ *   Layer.provide(Memory.layer()),
+ *   Layer.provideMerge(Transport.layerCookieConfig())
+ * )
+ *
+ * const Server = HttpLayerRouter.serve(Routes).pipe(
+ *   Layer.provide(SessionsLive),
+ *   Layer.provide(NodeHttpServer.layer(createServer, { port: 3000 }))
+ * )
  * ```
  *
  * @since 0.1.0

@@ -4,13 +4,19 @@
  * others with 401.
  *
  * ```ts
+ * import { HttpApi, HttpApiBuilder, HttpApiEndpoint, HttpApiGroup } from "@effect/platform"
+ * import { Effect, Layer, Schema } from "effect"
+ * import * as SessionApi from "effect-sessions/layers/HttpApi"
+ * import * as Session from "effect-sessions/Session"
+ * import { StoreError } from "effect-sessions/Store"
+ *
  * class AppSession extends Session.Tag<AppSession>()("app/Session", { data: Schema.Struct({}) }) {}
  * const AppApi = SessionApi.make(AppSession) // the session cookie, named `__Host-session`
  *
  * class Api extends HttpApi.make("app").add(
  *   HttpApiGroup.make("auth")
  *     .add(HttpApiEndpoint.post("login", "/login").setPayload(Schema.Struct({ user: Schema.String })))
- *     .add(HttpApiEndpoint.get("me", "/me", { success: Schema.String }).middleware(AppApi.Middleware))
+ *     .add(HttpApiEndpoint.get("me", "/me").addSuccess(Schema.String).middleware(AppApi.Middleware))
  *     .add(HttpApiEndpoint.post("logout", "/logout").middleware(AppApi.Middleware))
  *     .addError(StoreError) // what `login` fails with when the store is down (503)
  * ) {}
@@ -280,9 +286,31 @@ const redact = (error: StoreError) =>
  * into the response body, and a store's message can name its address or its driver's internals.
  *
  * ```ts
- * .handle("sessions", () =>
- *   Effect.flatMap(AppApi.Session, (session) =>
- *     Effect.flatMap(AppSession, (sessions) => sessions.list(session.userId))).pipe(SessionApi.redactStoreError))
+ * import { HttpApi, HttpApiBuilder, HttpApiEndpoint, HttpApiGroup } from "@effect/platform"
+ * import { Effect, Layer, Schema } from "effect"
+ * import * as SessionApi from "effect-sessions/layers/HttpApi"
+ * import * as Session from "effect-sessions/Session"
+ * import { StoreError } from "effect-sessions/Store"
+ *
+ * class AppSession extends Session.Tag<AppSession>()("app/Session", { data: Schema.Struct({}) }) {}
+ * const AppApi = SessionApi.make(AppSession)
+ *
+ * class Api extends HttpApi.make("app").add(
+ *   HttpApiGroup.make("account").add(
+ *     HttpApiEndpoint.get("devices", "/devices").addSuccess(Schema.Number).addError(StoreError)
+ *       .middleware(AppApi.Middleware)
+ *   )
+ * ) {}
+ *
+ * // how many devices the user is logged in on
+ * const AccountLive = HttpApiBuilder.group(Api, "account", (handlers) =>
+ *   handlers.handle("devices", () =>
+ *     Effect.flatMap(AppApi.Session, (session) =>
+ *       Effect.flatMap(AppSession, (sessions) => sessions.list(session.userId))).pipe(
+ *         Effect.map((list) => list.length),
+ *         SessionApi.redactStoreError
+ *       ))
+ * ).pipe(Layer.provide(AppApi.layer))
  * ```
  *
  * @since 0.1.0

@@ -5,10 +5,18 @@
  * during a store outage.
  *
  * ```ts
+ * import { expect, it } from "@effect/vitest"
+ * import { Effect, Schema } from "effect"
+ * import * as SessionsTest from "effect-sessions/layers/Test"
+ * import * as Session from "effect-sessions/Session"
+ *
+ * class AppSession extends Session.Tag<AppSession>()("app/Session", { data: Schema.Struct({ csrf: Schema.String }) }) {}
+ *
  * it.effect("logs in", () =>
  *   Effect.gen(function*() {
- *     const { token } = yield* (yield* AppSession).issue("u1", { csrf: "x" })
- *     // ...
+ *     const sessions = yield* AppSession
+ *     const { token } = yield* sessions.issue("u1", { csrf: "x" })
+ *     expect((yield* sessions.get(token)).userId).toBe("u1")
  *   }).pipe(Effect.provide(SessionsTest.layer(AppSession))))
  * ```
  *

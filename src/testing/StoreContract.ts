@@ -4,10 +4,11 @@
  * @effect/vitest ^0.30 (optional peers of this package):
  *
  * ```ts
+ * import * as Memory from "effect-sessions/layers/Memory"
  * import * as StoreContract from "effect-sessions/testing/StoreContract"
- * import * as MyStore from "./MyStore.js"
  *
- * StoreContract.suite("my store", MyStore.layer())
+ * // your store's layer in place of the in-memory one
+ * StoreContract.suite("in-memory store", Memory.layer())
  * ```
  *
  * The cases are also data ({@link cases}: a name, the {@link Clause} it checks, an `Effect` that fails with a
