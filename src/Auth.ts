@@ -13,6 +13,7 @@
  * with the first key the next time they are written.
  *
  * @since 0.1.0
+ * @module
  */
 import * as Config from "effect/Config"
 import * as ConfigError from "effect/ConfigError"

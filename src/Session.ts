@@ -19,6 +19,7 @@
  * ```
  *
  * @since 0.1.0
+ * @module
  */
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"

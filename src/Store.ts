@@ -42,6 +42,7 @@
  *   sessions (by the backend's clock) it deleted.
  *
  * @since 0.1.0
+ * @module
  */
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"

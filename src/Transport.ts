@@ -18,6 +18,7 @@
  * token. A transport of your own gets the same with {@link layer}.
  *
  * @since 0.1.0
+ * @module
  */
 import * as Cookies from "@effect/platform/Cookies"
 import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"

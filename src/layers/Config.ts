@@ -37,6 +37,7 @@
  * unreachable Redis address, never its password.
  *
  * @since 0.1.0
+ * @module
  */
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"

@@ -38,6 +38,7 @@
  * A rejected request fails with {@link CsrfRejected}, which the server answers with an empty 403.
  *
  * @since 0.1.0
+ * @module
  */
 import type * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"

@@ -40,6 +40,7 @@
  * cookie.
  *
  * @since 0.1.0
+ * @module
  */
 import type * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"

@@ -54,6 +54,7 @@
  * calls of the sessions service (`list`, `revoke`) with {@link redactStoreError}.
  *
  * @since 0.1.0
+ * @module
  */
 import * as HttpApiMiddleware from "@effect/platform/HttpApiMiddleware"
 import * as HttpApiSecurity from "@effect/platform/HttpApiSecurity"

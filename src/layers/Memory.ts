@@ -23,6 +23,7 @@
  * them. Use the Redis store for that.
  *
  * @since 0.1.0
+ * @module
  */
 import * as Clock from "effect/Clock"
 import * as Config from "effect/Config"

@@ -32,6 +32,7 @@
  * replicas to confirm, and fail with a `"Timeout"` `StoreError` when they do not.
  *
  * @since 0.1.0
+ * @module
  */
 import * as Config from "effect/Config"
 import * as ConfigError from "effect/ConfigError"

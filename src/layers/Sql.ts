@@ -45,6 +45,7 @@
  * `queryTimeout`.
  *
  * @since 0.1.0
+ * @module
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Config from "effect/Config"

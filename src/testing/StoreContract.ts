@@ -31,6 +31,7 @@
  * by it) and timers (a command timeout) behave as in production.
  *
  * @since 0.1.0
+ * @module
  */
 import * as Vitest from "@effect/vitest"
 import * as Clock from "effect/Clock"
