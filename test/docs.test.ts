@@ -6,8 +6,10 @@
  * one TypeScript program, so the suite pays for the platform's types once. A failure names the block by
  * the README line or the source file and line where its code starts.
  */
-import { beforeAll, describe, expect, it } from "@effect/vitest"
+import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
+import * as Os from "node:os"
 import * as Path from "node:path"
 import ts from "typescript"
 
@@ -46,8 +48,9 @@ const blocksIn = (file: string, lines: ReadonlyArray<string>, lineOf: (index: nu
   return blocks
 }
 
-const readmeBlocks = (): Array<Block> =>
-  blocksIn("README.md", Fs.readFileSync(Path.join(repo, "README.md"), "utf8").split("\n"), (i) => i + 1)
+const readmeText = () => Fs.readFileSync(Path.join(repo, "README.md"), "utf8")
+
+const readmeBlocks = (): Array<Block> => blocksIn("README.md", readmeText().split("\n"), (i) => i + 1)
 
 /** The JSDoc comments of a source file: their lines without the ` * ` markup, and the line each starts on. */
 const jsDocs = (text: string): Array<{ readonly lines: Array<string>; readonly line: number }> =>
@@ -167,6 +170,11 @@ const check = (blocks: ReadonlyArray<Block>): Array<ReadonlyArray<string>> => {
   })
 }
 
+/** The public modules, as their import paths name them: src/*.ts, src/layers/*.ts, src/testing/*.ts. */
+const publicModules = (): Array<string> =>
+  sourceFiles().map((file) => file.slice("src/".length, -".ts".length))
+    .filter((module) => /^(?:(?:layers|testing)\/)?[^/]+$/.test(module))
+
 const readme = readmeBlocks()
 const docs = jsDocBlocks()
 
@@ -214,7 +222,7 @@ describe("docs type-check", () => {
   })
 
   it("every import path the README names is exported by package.json and has its module", () => {
-    const text = Fs.readFileSync(Path.join(repo, "README.md"), "utf8")
+    const text = readmeText()
     const named = [...text.matchAll(/\beffect-sessions\/[\w/]+/g)].map((match) => match[0])
     const missing = [...new Set(named)].filter((path) => {
       const source = sourceOf(path)
@@ -225,15 +233,12 @@ describe("docs type-check", () => {
   })
 
   it("the README's list of import paths names every public module", () => {
-    const text = Fs.readFileSync(Path.join(repo, "README.md"), "utf8")
+    const text = readmeText()
     const start = text.indexOf("Import each module by its path:")
     const paragraph = text.slice(start, text.indexOf("\n\n", start))
     const listed = [...paragraph.matchAll(/`(?:effect-sessions)?\/([\w/]+)`/g)].map((match) => match[1]).sort()
-    // the public modules: src/*.ts, src/layers/*.ts, src/testing/*.ts (not their subfolders)
-    const modules = sourceFiles().map((file) => file.slice("src/".length, -".ts".length))
-      .filter((module) => /^(?:(?:layers|testing)\/)?[^/]+$/.test(module)).sort()
     expect(start).toBeGreaterThan(0)
-    expect(listed).toEqual(modules)
+    expect(listed).toEqual(publicModules().sort())
   })
 
   it("every @example holds a ```ts block", () => {
@@ -245,4 +250,39 @@ describe("docs type-check", () => {
       expect(resultOf(index)).toEqual([])
     })
   }
+})
+
+// The README's command for the API reference (Development), run into a temp dir. Started when the file
+// loads, so that it runs beside the type-check above rather than after it.
+const referenceDir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "effect-sessions-docs-"))
+const reference = new Promise<Error | undefined>((resolve) =>
+  ChildProcess.execFile(
+    "npm",
+    ["run", "--silent", "docs", "--", "--out", referenceDir],
+    { cwd: repo, timeout: 170_000 },
+    (error, stdout, stderr) => resolve(error === null ? undefined : new Error(`${error.message}\n${stdout}${stderr}`))
+  )
+)
+
+/** A page's text, without its markup. */
+const textOf = (html: string) =>
+  html.replace(/<[^>]*>/g, " ").replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&quot;/g, "\"")
+    .replace(/&#39;/g, "'").replace(/&amp;/g, "&").replace(/\s+/g, " ")
+
+describe("the API reference", () => {
+  it("`npm run docs` writes a page for every public module, with its JSDoc", { timeout: 180_000 }, async () => {
+    expect(readmeText()).toContain("`npm run docs`")
+    const failure = await reference
+    if (failure !== undefined) throw failure
+    for (const module of publicModules()) {
+      const page = Path.join(referenceDir, "modules", `${module.replace(/\//g, "_")}.html`)
+      expect(Fs.existsSync(page), page).toBe(true)
+      // the first line of the module's own JSDoc, as the page shows it
+      const summary = Fs.readFileSync(Path.join(repo, "src", `${module}.ts`), "utf8").split("\n")[1]!
+        .replace(/^ \* /, "").replace(/`/g, "").replace(/\{@link (\w+)\}/g, "$1").trim()
+      expect(textOf(Fs.readFileSync(page, "utf8")).replace(/\s+([,.:;)])/g, "$1"), module).toContain(summary)
+    }
+  })
+
+  afterAll(() => Fs.rmSync(referenceDir, { recursive: true, force: true }))
 })
