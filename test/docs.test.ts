@@ -178,8 +178,8 @@ const publicModules = (): Array<string> =>
 const readme = readmeBlocks()
 const docs = jsDocBlocks()
 
-// Two blocks that must fail, checked in the same program: the checker can see a type error and an import
-// path the package does not export.
+// Blocks that must fail, checked in the same program: the checker sees a type error, an import path
+// the package does not export and one whose module does not exist.
 const broken: ReadonlyArray<Block> = [
   {
     origin: "canary:type-error",
