@@ -307,7 +307,29 @@ export const evaluate = (runs: ReadonlyArray<Run>) => {
       pass: clean === sessionRuns.length
     }
   ]
-  return { ratios, bars, rps, p99, cpu, of }
+  // The same ratios round by round: a ratio of one round compares servers that ran a minute apart at most (A
+  // and B one after the other, G at the round's other end), so they saw nearly the same machine; the median
+  // and range of those ratios say how far the ratio of medians above can be trusted on a shared machine.
+  const paired = (id: string, baseId: string, pick: (run: Run) => number) => {
+    const rounds = [...new Set(runs.map((r) => r.round))]
+    const values = rounds.flatMap((round) => {
+      const a = runs.find((r) => r.round === round && r.config.id === id)
+      const b = runs.find((r) => r.round === round && r.config.id === baseId)
+      return a === undefined || b === undefined ? [] : [pick(a) / pick(b)]
+    })
+    return { median: median(values), range: range(values, x) }
+  }
+  const rate = (r: Run) => r.requestsPerSecond
+  // base CPU ÷ session CPU, as a rate: above 1.00 the session server spent less CPU per request
+  const cpuRate = (r: Run) => 1 / r.cpuPerRequest
+  const rounds = {
+    memoryOn: paired("B", "A", rate),
+    floorOn: paired("G", "A", rate),
+    cpuMemoryOn: paired("B", "A", cpuRate),
+    cpuFloorOn: paired("G", "A", cpuRate),
+    cpuMemoryFloor: paired("B", "G", cpuRate)
+  }
+  return { ratios, bars, rps, p99, cpu, of, rounds }
 }
 
 /**
@@ -316,7 +338,7 @@ export const evaluate = (runs: ReadonlyArray<Run>) => {
  */
 export const report = (runs: ReadonlyArray<Run>, settings: Settings, firstReadMicros?: number): string => {
   const signed = (value: number) => `${value >= 0 ? "+" : ""}${x(value)}`
-  const { bars, cpu, of, ratios } = evaluate(runs)
+  const { bars, cpu, of, ratios, rounds } = evaluate(runs)
   const perConfig = configurations.map((c) => {
     const rs = of(c.id)
     return [
@@ -394,6 +416,20 @@ without reading a cookie or looking anything up) answers ${x(ratios.floorOn)} of
     x(ratios.cpuFloorOn)
   }, ${x(cpu("G"))} µs per request): the share that any session middleware of this shape leaves before it does
 any work, against the 0.95 bar for session/memory.
+
+Round by round (each ratio between two runs of the same round: A and B ran one after the other, G at the
+round's other end; the median, then the range over the ${settings.rounds} rounds): session/memory ÷ base ${
+    x(rounds.memoryOn.median)
+  } req/s (${rounds.memoryOn.range}), ${
+    x(rounds.cpuMemoryOn.median)
+  } as a CPU rate (${rounds.cpuMemoryOn.range}); the floor ÷ base ${
+    x(rounds.floorOn.median)
+  } req/s (${rounds.floorOn.range}), ${
+    x(rounds.cpuFloorOn.median)
+  } as a CPU rate (${rounds.cpuFloorOn.range}); session/memory ÷ the floor ${
+    x(rounds.cpuMemoryFloor.median)
+  } as a CPU rate (${rounds.cpuMemoryFloor.range}). A range that spans 1.00, or the bar, is a difference this run
+cannot tell from the machine's noise.
 
 ### Medians per configuration
 

@@ -193,7 +193,9 @@ export const cookieOrHeader = (cookie: TransportService, header: TransportServic
 
 /**
  * @internal A response that depends on the request's token: `Vary` on the header that carries it, and
- * `Cache-Control: private` unless the response already says how it may be cached.
+ * `Cache-Control: private` unless the response already says how it may be cached. Header by header with
+ * `setHeader`: `HttpServerResponse.setHeaders` (`Headers.setAll`, two object spreads) costs about 4.5 µs
+ * where two `setHeader` cost 0.25 µs, and this runs on every response to a request with a token.
  */
 export const privateResponse = (
   response: HttpServerResponse.HttpServerResponse,
@@ -201,12 +203,10 @@ export const privateResponse = (
 ): HttpServerResponse.HttpServerResponse => {
   const vary = response.headers["vary"]
   const merged = mergeVary(vary, header)
-  const cacheControl = response.headers["cache-control"]
-  if (merged === vary && cacheControl !== undefined) return response
-  return HttpServerResponse.setHeaders(
-    response,
-    cacheControl === undefined ? { vary: merged, "cache-control": "private" } : { vary: merged }
-  )
+  const withVary = merged === vary ? response : HttpServerResponse.setHeader(response, "vary", merged)
+  return response.headers["cache-control"] === undefined
+    ? HttpServerResponse.setHeader(withVary, "cache-control", "private")
+    : withVary
 }
 
 /** @internal A response that carries a token, or tells the client to drop one: never stored by any cache. */
@@ -214,10 +214,11 @@ export const noStore = (
   response: HttpServerResponse.HttpServerResponse,
   header: string
 ): HttpServerResponse.HttpServerResponse =>
-  HttpServerResponse.setHeaders(response, {
-    "cache-control": "no-store",
-    vary: mergeVary(response.headers["vary"], header)
-  })
+  HttpServerResponse.setHeader(
+    HttpServerResponse.setHeader(response, "cache-control", "no-store"),
+    "vary",
+    mergeVary(response.headers["vary"], header)
+  )
 
 /** @internal Whether `names` (the platform's redacted header names) covers `name`. */
 export const isRedacted = (names: ReadonlyArray<string | RegExp>, name: string): boolean =>
