@@ -34,7 +34,7 @@ import { hashKey, makeBackend } from "../../src/internal/redisBackend.js"
 import * as NearCache from "../../src/internal/redisNearCache.js"
 import * as RedisStore from "../../src/layers/Redis.js"
 import * as Session from "../../src/Session.js"
-import { expiredRetention, makeStringOnly, maxEncodedLength, StoreError, type StringBackend } from "../../src/Store.js"
+import { encodeEntry, expiredRetention, makeStringOnly, maxEncodedLength, StoreError, type StringBackend } from "../../src/Store.js"
 import { makeEntry } from "../../src/testing/StoreContract.js"
 import { rawClient, type RedisServer, startRedis } from "../support/redis.js"
 import { AppSession, type Data, newKey, randomPart } from "../support/redisStore.js"
@@ -277,14 +277,15 @@ describe("Redis near-cache", () => {
           held
             ? Effect.flatMap(backend.fetch(key, (value) => value), (value) => {
               held = false
-              return Effect.as(Deferred.await(gate), decode(value))
+              return Effect.map(Deferred.await(gate), () => decode(value))
             })
             : backend.fetch(key, decode)
       }
       const store = makeStringOnly(cache.wrap(pausing))
       const key = newKey()
       const entry = makeEntry({ version: 1, expiresAt: 4_102_444_800_000 })
-      yield* store.save(key, entry, "create")
+      // written by another client: the only invalidation of the key is the deletion below
+      yield* Effect.promise(() => raw.hset(hashKey(prefix, key.user), key.session, encodeEntry(entry)))
       const read = yield* Effect.fork(store.fetch(key))
       yield* eventually(Effect.sync(() => !held), "the first read's reply")
       // another instance deletes the session: the invalidation arrives while the reply is held
