@@ -34,7 +34,14 @@ import { hashKey, makeBackend } from "../../src/internal/redisBackend.js"
 import * as NearCache from "../../src/internal/redisNearCache.js"
 import * as RedisStore from "../../src/layers/Redis.js"
 import * as Session from "../../src/Session.js"
-import { encodeEntry, expiredRetention, makeStringOnly, maxEncodedLength, StoreError, type StringBackend } from "../../src/Store.js"
+import {
+  encodeEntry,
+  expiredRetention,
+  makeStringOnly,
+  maxEncodedLength,
+  StoreError,
+  type StringBackend
+} from "../../src/Store.js"
 import { makeEntry } from "../../src/testing/StoreContract.js"
 import { rawClient, type RedisServer, startRedis } from "../support/redis.js"
 import { AppSession, type Data, newKey, randomPart } from "../support/redisStore.js"
