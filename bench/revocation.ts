@@ -41,22 +41,7 @@ import * as RedisStore from "../src/layers/Redis.js"
 import * as Session from "../src/Session.js"
 import { Store } from "../src/Store.js"
 import { startRedis } from "../test/support/redis.js"
-import {
-  effectRound,
-  machine as machineInfo,
-  median,
-  n,
-  promise,
-  promiseRound,
-  quantile,
-  range,
-  resultsFile,
-  setupTable,
-  spawnChild,
-  table,
-  writeSection,
-  x
-} from "./support.js"
+import * as Support from "./support.js"
 
 const Data = Schema.Struct({ csrf: Schema.String })
 type Data = typeof Data.Type
@@ -83,7 +68,7 @@ const client = (
   options: Pick<RedisOptions, "protocol" | "autoResubscribe" | "enableAutoPipelining"> = {}
 ) =>
   Effect.acquireRelease(
-    promise(async () => {
+    Support.promise(async () => {
       const redis = new Redis(url, { lazyConnect: true, ...options })
       redis.on("error", () => {})
       await redis.connect()
@@ -93,7 +78,7 @@ const client = (
   )
 
 const count = (metric: Metric.Metric.Counter<number>) => Effect.map(Metric.value(metric), (state) => state.count)
-const nextTurn = promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
+const nextTurn = Support.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
 
 // -----------------------------------------------------------------------------
 // instance B: the revoker (a child process)
@@ -105,9 +90,9 @@ const revoker = Effect.gen(function*() {
   const b = yield* sessionsOn(url, secret)
   const queue = yield* client(url)
   const out = yield* client(url)
-  yield* promise(() => out.lpush(done, "ready"))
+  yield* Support.promise(() => out.lpush(done, "ready"))
   while (true) {
-    const reply = yield* promise(() => queue.brpop(commands, 0))
+    const reply = yield* Support.promise(() => queue.brpop(commands, 0))
     if (reply === null) continue
     const { kind, token } = JSON.parse(reply[1]) as { kind: "clear" | "clearAll" | "rotate" | "stop"; token: string }
     if (kind === "stop") return
@@ -117,7 +102,7 @@ const revoker = Effect.gen(function*() {
     else if (kind === "clearAll") yield* b.clearAll(session.userId)
     else yield* b.rotate(session)
     const doneAt = wallClock()
-    yield* promise(() => out.lpush(done, JSON.stringify({ sentAt, doneAt })))
+    yield* Support.promise(() => out.lpush(done, JSON.stringify({ sentAt, doneAt })))
   }
 })
 
@@ -144,13 +129,13 @@ const revocations = (url: string, secret: Redacted.Redacted<string>, total: numb
     const a = yield* sessionsOn(url, secret, { capacity: 100_000 })
     const queue = yield* client(url)
     const inbox = yield* client(url)
-    yield* promise(() => queue.del(commands, done))
+    yield* Support.promise(() => queue.del(commands, done))
     // the child inherits the environment: its Redis and the (throwaway) signing key go through it
     process.env["REVOCATION_URL"] = url
     process.env["REVOCATION_KEY"] = Redacted.value(secret)
-    const child = yield* spawnChild("node", ["--import", "tsx", "bench/revocation.ts", "--revoker"])
+    const child = yield* Support.spawnChild("node", ["--import", "tsx", "bench/revocation.ts", "--revoker"])
     delete process.env["REVOCATION_KEY"]
-    if ((yield* promise(() => inbox.brpop(done, 60))) === null) {
+    if ((yield* Support.promise(() => inbox.brpop(done, 60))) === null) {
       return yield* Effect.dieMessage(`the revoker did not start:\n${child.output()}`)
     }
     const afterDone: Array<number> = []
@@ -173,7 +158,7 @@ const revocations = (url: string, secret: Redacted.Redacted<string>, total: numb
         yield* nextTurn
       }
       const invalidatedBefore = yield* count(RedisStore.nearCacheMetrics.invalidations)
-      yield* promise(() => queue.lpush(commands, JSON.stringify({ kind, token })))
+      yield* Support.promise(() => queue.lpush(commands, JSON.stringify({ kind, token })))
       let refusedAt: number | undefined
       const deadline = wallClock() + 5_000
       while (wallClock() < deadline) {
@@ -187,7 +172,7 @@ const revocations = (url: string, secret: Redacted.Redacted<string>, total: numb
         yield* nextTurn
       }
       if (refusedAt === undefined) neverRefused++
-      const reply = yield* promise(() => inbox.brpop(done, 5))
+      const reply = yield* Support.promise(() => inbox.brpop(done, 5))
       if (reply === null) return yield* Effect.dieMessage("the revoker did not answer within 5 seconds")
       const { doneAt, sentAt } = JSON.parse(reply[1]) as { sentAt: number; doneAt: number }
       if (refusedAt !== undefined) {
@@ -196,7 +181,7 @@ const revocations = (url: string, secret: Redacted.Redacted<string>, total: numb
         byKind[kind]++
       }
     }
-    yield* promise(() => queue.lpush(commands, JSON.stringify({ kind: "stop", token: "" })))
+    yield* Support.promise(() => queue.lpush(commands, JSON.stringify({ kind: "stop", token: "" })))
     const sorted = (values: Array<number>) => Float64Array.from(values).sort()
     return {
       total,
@@ -244,19 +229,19 @@ const memoryPerEntry = (url: string, secret: Redacted.Redacted<string>, entries:
 const trackingModes = (url: string, rounds: number, roundDuration: Duration.Duration) =>
   Effect.gen(function*() {
     const setup = yield* client(url)
-    yield* promise(() => setup.hset("modes:{u}", "s", "x".repeat(200)))
+    yield* Support.promise(() => setup.hset("modes:{u}", "s", "x".repeat(200)))
     const tracked = (mode: "default" | "optin" | "bcast") =>
       Effect.gen(function*() {
         const sink = yield* client(url, { protocol: 2, autoResubscribe: false })
-        const id = String(yield* promise(() => sink.client("ID")))
+        const id = String(yield* Support.promise(() => sink.client("ID")))
         let received = 0
         sink.on("messageBuffer", (_channel: Buffer, message: unknown) => {
           received += Array.isArray(message) ? message.length : 1
         })
-        yield* promise(() => sink.subscribe("__redis__:invalidate"))
+        yield* Support.promise(() => sink.subscribe("__redis__:invalidate"))
         const data = yield* client(url, { enableAutoPipelining: true })
         const extra = mode === "optin" ? ["OPTIN"] : mode === "bcast" ? ["BCAST", "PREFIX", "modes:"] : []
-        yield* promise(() => data.call("CLIENT", "TRACKING", "ON", "REDIRECT", id, ...extra))
+        yield* Support.promise(() => data.call("CLIENT", "TRACKING", "ON", "REDIRECT", id, ...extra))
         const read = mode === "optin"
           ? () => data.pipeline().call("CLIENT", "CACHING", "yes").hget("modes:{u}", "s").exec()
           : () => data.hget("modes:{u}", "s")
@@ -269,10 +254,10 @@ const trackingModes = (url: string, rounds: number, roundDuration: Duration.Dura
       bcast: yield* tracked("bcast")
     }
     const reads: Record<(typeof modes)[number], Array<number>> = { default: [], optin: [], bcast: [] }
-    for (const mode of modes) yield* promiseRound(instances[mode].read, 64, "300 millis")
+    for (const mode of modes) yield* Support.promiseRound(instances[mode].read, 64, "300 millis")
     for (let round = 0; round < rounds; round++) {
       for (const mode of modes) {
-        const { ops, seconds } = yield* promiseRound(instances[mode].read, 64, roundDuration)
+        const { ops, seconds } = yield* Support.promiseRound(instances[mode].read, 64, roundDuration)
         reads[mode].push(ops / seconds)
       }
     }
@@ -283,7 +268,7 @@ const trackingModes = (url: string, rounds: number, roundDuration: Duration.Dura
       bcast: instances.bcast.received()
     }
     const writes = 1_000
-    for (let i = 0; i < writes; i++) yield* promise(() => setup.hset(`modes:{w${i}}`, "s", "v"))
+    for (let i = 0; i < writes; i++) yield* Support.promise(() => setup.hset(`modes:{w${i}}`, "s", "v"))
     yield* Effect.sleep("300 millis")
     const unread = {
       default: instances.default.received() - before.default,
@@ -299,7 +284,7 @@ const program = Effect.gen(function*() {
   const total = yield* Config.integer("BENCH_REVOCATIONS").pipe(Config.withDefault(1_200))
   const entries = yield* Config.integer("BENCH_ENTRIES").pipe(Config.withDefault(20_000))
 
-  const info0 = yield* machineInfo(["effect", "ioredis"])
+  const info0 = yield* Support.machine(["effect", "ioredis"])
   const server = yield* startRedis()
   const secret = Redacted.make(Auth.randomId(48))
   const admin = yield* client(server.url)
@@ -312,11 +297,11 @@ const program = Effect.gen(function*() {
   const concurrencies = [1, 64] as const
   const gets: Record<string, Array<number>> = {}
   for (const concurrency of concurrencies) {
-    yield* effectRound(() => on.get(token), concurrency, "300 millis")
-    yield* effectRound(() => off.get(token), concurrency, "300 millis")
+    yield* Support.effectRound(() => on.get(token), concurrency, "300 millis")
+    yield* Support.effectRound(() => off.get(token), concurrency, "300 millis")
     for (let round = 0; round < rounds; round++) {
       for (const [name, sessions] of [["on", on], ["off", off]] as const) {
-        const { ops, seconds } = yield* effectRound(() => sessions.get(token), concurrency, roundDuration)
+        const { ops, seconds } = yield* Support.effectRound(() => sessions.get(token), concurrency, roundDuration)
         ;(gets[`${name}|${concurrency}`] ??= []).push(ops / seconds)
       }
     }
@@ -324,7 +309,7 @@ const program = Effect.gen(function*() {
   }
 
   // --- memory, tracking modes, revocations ------------------------------------------------------------------------
-  const valueLength = yield* promise(() =>
+  const valueLength = yield* Support.promise(() =>
     admin.hstrlen(`${RedisStore.defaultPrefix}{${session.key.user}}`, session.key.session)
   )
   const memory = yield* memoryPerEntry(server.url, secret, entries)
@@ -335,28 +320,29 @@ const program = Effect.gen(function*() {
   yield* Effect.logInfo("revocations done")
 
   // --- report -----------------------------------------------------------------------------------------------------
-  const redisVersion = /^redis_version:(.+)$/m.exec(yield* promise(() => admin.info("server")))?.[1]?.trim() ?? "?"
+  const redisVersion = /^redis_version:(.+)$/m.exec(yield* Support.promise(() => admin.info("server")))?.[1]?.trim() ??
+    "?"
   const getRows = concurrencies.map((concurrency) => {
     const a = gets[`on|${concurrency}`] ?? []
     const b = gets[`off|${concurrency}`] ?? []
     return [
       "`Sessions.get`, one token",
       String(concurrency),
-      n(median(a)),
-      n(median(b)),
-      x(median(a) / median(b)),
-      range(a),
-      range(b)
+      Support.n(Support.median(a)),
+      Support.n(Support.median(b)),
+      Support.x(Support.median(a) / Support.median(b)),
+      Support.range(a),
+      Support.range(b)
     ]
   })
   const perEntry = memory.map(([withCache, without]) => withCache - without)
   const modeRows = (["default", "optin", "bcast"] as const).map((mode) => [
     mode === "default" ? "default (used)" : mode === "optin" ? "OPTIN (`CLIENT CACHING yes` + `HGET`)" : "BCAST PREFIX",
-    n(median(modes.reads[mode])),
-    x(median(modes.reads[mode]) / median(modes.reads.default)),
-    `${n(modes.unread[mode])} of ${n(modes.writes)}`
+    Support.n(Support.median(modes.reads[mode])),
+    Support.x(Support.median(modes.reads[mode]) / Support.median(modes.reads.default)),
+    `${Support.n(modes.unread[mode])} of ${Support.n(modes.writes)}`
   ])
-  const ms = (values: Float64Array, q: number) => quantile(values, q).toFixed(2)
+  const ms = (values: Float64Array, q: number) => Support.quantile(values, q).toFixed(2)
   const revocationRows = [
     ["from B's write returning", ms(revoked.afterDone, 0.5), ms(revoked.afterDone, 0.99), ms(revoked.afterDone, 1)],
     ["from B's write being sent", ms(revoked.afterSent, 0.5), ms(revoked.afterSent, 0.99), ms(revoked.afterSent, 1)]
@@ -369,11 +355,11 @@ The Redis store with \`nearCache\` on against the same store with it off, in one
 ### Setup
 
 ${
-    setupTable(
+    Support.setupTable(
       info0,
       `\`node --expose-gc --import tsx bench/revocation.ts\` (${rounds} rounds × ${Duration.format(roundDuration)}, ${
-        n(total)
-      } revocations, ${n(entries)} entries for memory)`,
+        Support.n(total)
+      } revocations, ${Support.n(entries)} entries for memory)`,
       [[
         "redis-server",
         `${redisVersion}, started by the bench on 127.0.0.1, no persistence`
@@ -385,49 +371,49 @@ ${
 
 One token read over and over (a cached session never changes here, so every read after the first is a hit).
 
-${table(["operation", "in flight", "near-cache on", "off", "on ÷ off", "range on", "range off"], getRows)}
+${Support.table(["operation", "in flight", "near-cache on", "off", "on ÷ off", "range on", "range off"], getRows)}
 
 ### Memory per cached session (heap growth after a full GC)
 
-${n(entries)} sessions (payload \`{ csrf: <22 chars> }\`, one user each) read once by an instance with the
+${Support.n(entries)} sessions (payload \`{ csrf: <22 chars> }\`, one user each) read once by an instance with the
 near-cache and by one without; the difference of the two growths, per session, is what the cache keeps
 (the value as Redis holds it, ${valueLength} characters here; its slot; the user's map and key). Three rounds.
 
 ${
-    table(
+    Support.table(
       ["round", "with near-cache (B/session)", "without (B/session)", "near-cache's own (B/entry)"],
       memory.map((
         [withCache, without],
         i
-      ) => [String(i + 1), n(withCache), n(without), n(withCache - without)])
+      ) => [String(i + 1), Support.n(withCache), Support.n(without), Support.n(withCache - without)])
     )
   }
 
-Median: **${n(median(perEntry))} bytes per cached session**.
+Median: **${Support.n(Support.median(perEntry))} bytes per cached session**.
 
 ### Tracking modes (raw ioredis, 64 in flight, ops/s, median of ${rounds} rounds)
 
 The read a miss sends in each mode, and the invalidations one instance receives when another client writes
-${n(modes.writes)} keys under the prefix that it never read.
+${Support.n(modes.writes)} keys under the prefix that it never read.
 
-${table(["mode", "miss read ops/s", "÷ default", "invalidations for unread keys"], modeRows)}
+${Support.table(["mode", "miss read ops/s", "÷ default", "invalidations for unread keys"], modeRows)}
 
 ### Revocation across processes (ms until A refuses a session it had cached)
 
 A (this process, near-cache on) and B (a child process, \`node --import tsx bench/revocation.ts --revoker\`)
-on one Redis. ${n(revoked.total)} revocations (clear ${n(revoked.byKind.clear)}, clearAll ${
-    n(revoked.byKind.clearAll)
-  }, rotate ${n(revoked.byKind.rotate)} refused); the session was a hit on A before ${
-    n(revoked.hitsBefore)
+on one Redis. ${Support.n(revoked.total)} revocations (clear ${Support.n(revoked.byKind.clear)}, clearAll ${
+    Support.n(revoked.byKind.clearAll)
+  }, rotate ${Support.n(revoked.byKind.rotate)} refused); the session was a hit on A before ${
+    Support.n(revoked.hitsBefore)
   } of them. A polls between event-loop turns; times on the machine's clock shared by both processes (a
 negative figure: A refused it before B's process saw its own write answered).
 
-${table(["measured", "p50", "p99", "max"], revocationRows)}
+${Support.table(["measured", "p50", "p99", "max"], revocationRows)}
 
 - Reads A served after it had received the revocation's invalidation: **${revoked.stale}**.
 - Revocations A never refused within 5 s: **${revoked.neverRefused}**.
 `
-  yield* writeSection(resultsFile, "near-cache", report)
+  yield* Support.writeSection(Support.resultsFile, "near-cache", report)
   console.log(report)
 })
 

@@ -61,28 +61,16 @@ export interface Settings {
 // metrics
 // -----------------------------------------------------------------------------
 
+const counter = (name: string, description: string) =>
+  Metric.counter(`effect_sessions_near_cache_${name}_total`, { description, incremental: true })
+
 /** The near-cache's counters. */
 export const metrics = {
-  hits: Metric.counter("effect_sessions_near_cache_hits_total", {
-    description: "Session reads answered from the near-cache",
-    incremental: true
-  }),
-  misses: Metric.counter("effect_sessions_near_cache_misses_total", {
-    description: "Session reads the near-cache sent to Redis",
-    incremental: true
-  }),
-  invalidations: Metric.counter("effect_sessions_near_cache_invalidations_total", {
-    description: "Keys Redis invalidated (a user's hash each)",
-    incremental: true
-  }),
-  flushes: Metric.counter("effect_sessions_near_cache_flushes_total", {
-    description: "Times the near-cache was emptied, by reason",
-    incremental: true
-  }),
-  bypassed: Metric.counter("effect_sessions_near_cache_bypassed_total", {
-    description: "Session reads sent to Redis while the near-cache was off (tracking not established)",
-    incremental: true
-  })
+  hits: counter("hits", "Session reads answered from the near-cache"),
+  misses: counter("misses", "Session reads the near-cache sent to Redis"),
+  invalidations: counter("invalidations", "Keys Redis invalidated (a user's hash each)"),
+  flushes: counter("flushes", "Times the near-cache was emptied, by reason"),
+  bypassed: counter("bypassed", "Session reads sent to Redis while the near-cache was off (tracking not established)")
 } as const
 
 /** Why the cache was emptied. */
@@ -100,16 +88,18 @@ const flushLabels: Record<FlushReason, ReadonlyArray<MetricLabel.MetricLabel>> =
 // the entries
 // -----------------------------------------------------------------------------
 
-/** A read sent and not answered yet: its reply is kept only while this very object holds the slot. */
-class Pending {}
-
-/** A value answered by Redis, and when (by the reading fiber's clock). */
-interface Cached {
-  readonly value: string
-  readonly storedAt: number
+/**
+ * One session of a user in the cache: a read sent and not answered yet (`value` undefined), whose reply
+ * is kept only while this very object is in the user's list, or a value Redis answered and when (by the
+ * reading fiber's clock). A user's slots are a short linked list rather than a `Map`: most users have one
+ * or two sessions, and a `Map` would cost more than the session itself.
+ */
+interface Slot {
+  readonly session: string
+  value: string | undefined
+  storedAt: number
+  next: Slot | undefined
 }
-
-type Slot = Pending | Cached
 
 const invalidationChannel = "__redis__:invalidate"
 
@@ -152,8 +142,8 @@ export const make = (
 type State = ReturnType<typeof makeState>
 
 const makeState = (settings: Settings, data: Redis, invalidation: Redis) => {
-  // user key → session part → slot; in the order users were last read (least recent first)
-  const users = new Map<string, Map<string, Slot>>()
+  // user key → the user's slots; in the order users were last read (least recent first)
+  const users = new Map<string, Slot>()
   let size = 0
   let on = false
   // bumped whenever the cache goes off: an establishment begun before then must not turn it on
@@ -166,10 +156,26 @@ const makeState = (settings: Settings, data: Redis, invalidation: Redis) => {
   let stopped = false
 
   const dropUser = (name: string) => {
-    const slots = users.get(name)
-    if (slots === undefined) return
-    size -= slots.size
+    for (let slot = users.get(name); slot !== undefined; slot = slot.next) size--
     users.delete(name)
+  }
+
+  const find = (name: string, session: string): Slot | undefined => {
+    let slot = users.get(name)
+    while (slot !== undefined && slot.session !== session) slot = slot.next
+    return slot
+  }
+
+  const remove = (name: string, session: string) => {
+    let previous: Slot | undefined
+    for (let slot = users.get(name); slot !== undefined; previous = slot, slot = slot.next) {
+      if (slot.session !== session) continue
+      size--
+      if (previous !== undefined) previous.next = slot.next
+      else if (slot.next !== undefined) users.set(name, slot.next)
+      else users.delete(name)
+      return
+    }
   }
 
   const flush = (reason: FlushReason) => {
@@ -296,30 +302,27 @@ const makeState = (settings: Settings, data: Redis, invalidation: Redis) => {
 
   /** The value cached for `session` of the user whose hash is `name`, if it is younger than `maxAge`. */
   const lookup = (name: string, session: string, now: number): string | undefined => {
-    const slots = users.get(name)
-    if (slots === undefined) return undefined
-    const slot = slots.get(session)
-    if (slot === undefined || slot instanceof Pending) return undefined
+    const slot = find(name, session)
+    if (slot === undefined || slot.value === undefined) return undefined
     if (now - slot.storedAt >= settings.maxAgeMillis || now < slot.storedAt) {
-      slots.delete(session)
-      size--
+      remove(name, session)
       return undefined
     }
     // most recently read last
+    const head = users.get(name)!
     users.delete(name)
-    users.set(name, slots)
+    users.set(name, head)
     return slot.value
   }
 
-  const reserve = (name: string, session: string): Pending => {
-    const pending = new Pending()
-    let slots = users.get(name)
-    if (slots === undefined) {
-      slots = new Map()
-      users.set(name, slots)
-    }
-    if (!slots.has(session)) size++
-    slots.set(session, pending)
+  /** A placeholder for a read about to be sent, in place of whatever the session's slot held. */
+  const reserve = (name: string, session: string): Slot => {
+    remove(name, session)
+    const head = users.get(name)
+    const pending: Slot = { session, value: undefined, storedAt: 0, next: head }
+    if (head !== undefined) users.delete(name)
+    users.set(name, pending)
+    size++
     while (size > settings.capacity) {
       const oldest = users.keys().next()
       if (oldest.done === true) break
@@ -328,19 +331,18 @@ const makeState = (settings: Settings, data: Redis, invalidation: Redis) => {
     return pending
   }
 
-  const settle = (name: string, session: string, pending: Pending, value: string | undefined, now: number) => {
-    const slots = users.get(name)
-    if (slots === undefined || slots.get(session) !== pending) return
+  /** Keeps the reply of the read `pending` stands for, if its placeholder is still there. */
+  const settle = (name: string, pending: Slot, value: string | undefined, now: number) => {
+    if (find(name, pending.session) !== pending) return
     if (value === undefined) {
-      slots.delete(session)
-      size--
-      if (slots.size === 0) users.delete(name)
+      remove(name, pending.session)
     } else {
-      slots.set(session, { value, storedAt: now })
+      pending.value = value
+      pending.storedAt = now
     }
   }
 
-  const release = (name: string, session: string, pending: Pending) => settle(name, session, pending, undefined, 0)
+  const release = (name: string, pending: Slot) => settle(name, pending, undefined, 0)
 
   return {
     isOn: () => on,
@@ -403,10 +405,10 @@ const wrap = (state: State, backend: StringBackend): StringBackend => ({
       const pending = state.reserve(name, key.session)
       return Effect.onError(
         backend.fetch(key, (value) => {
-          state.settle(name, key.session, pending, value, clock.unsafeCurrentTimeMillis())
+          state.settle(name, pending, value, clock.unsafeCurrentTimeMillis())
           return decode(value)
         }),
-        () => Effect.sync(() => state.release(name, key.session, pending))
+        () => Effect.sync(() => state.release(name, pending))
       )
     }),
   save: (key, value, entry, mode, cap) => dropping(state, key.user, backend.save(key, value, entry, mode, cap)),

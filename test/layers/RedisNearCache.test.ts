@@ -166,8 +166,13 @@ const resumes = (pair: Pair) =>
     "15 seconds"
   )
 
+/** A test on the real clock (Redis expires keys by its own), in a scope, with room for a fault's recovery. */
+const live = (title: string, body: Effect.Effect<void, unknown, Scope.Scope>) =>
+  it.scopedLive(title, () => body, 60_000)
+
 describe("Redis near-cache", () => {
-  it.scopedLive("answers a session it has read from memory, and A's own writes are read back at once", () =>
+  live(
+    "answers a session it has read from memory, and A's own writes are read back at once",
     Effect.gen(function*() {
       const env = yield* pair()
       const issued = yield* cachedOnA(env)
@@ -176,9 +181,11 @@ describe("Redis near-cache", () => {
       expect((yield* env.a.get(issued.token)).data.visits).toBe(2)
       yield* env.a.clear(updated)
       expect((yield* Effect.flip(env.a.get(issued.token)))._tag).toBe("NotFound")
-    }))
+    })
+  )
 
-  it.scopedLive("refuses a session as soon as the invalidation of B's clear, clearAll or rotate arrives", () =>
+  live(
+    "refuses a session as soon as the invalidation of B's clear, clearAll or rotate arrives",
     Effect.gen(function*() {
       const env = yield* pair()
       const cleared = yield* cachedOnA(env)
@@ -196,9 +203,11 @@ describe("Redis near-cache", () => {
       const renewed = yield* revokeAndAwaitInvalidation(env.b.rotate(yield* env.b.get(rotated.token)))
       expect((yield* Effect.flip(env.a.get(rotated.token)))._tag).toBe("NotFound")
       expect((yield* env.a.get(renewed.token)).userId).toBe(rotated.session.userId)
-    }))
+    })
+  )
 
-  it.scopedLive("a cached entry is dropped after maxAge, and the cache holds at most capacity sessions", () =>
+  live(
+    "a cached entry is dropped after maxAge, and the cache holds at most capacity sessions",
     Effect.gen(function*() {
       const env = yield* pair([], { capacity: 3, maxAge: "300 millis", heartbeat: "200 millis" })
       const issued = yield* cachedOnA(env)
@@ -214,7 +223,8 @@ describe("Redis near-cache", () => {
       expect(yield* hgets(env.raw)).toBe(again + 1)
       yield* env.a.get(tokens[3]!)
       expect(yield* hgets(env.raw)).toBe(again + 1)
-    }))
+    })
+  )
 
   it.scoped("expiry is judged by A's own Clock on the cached value (no invalidation needed)", () =>
     Effect.gen(function*() {
@@ -234,7 +244,8 @@ describe("Redis near-cache", () => {
       expect(yield* hgets(raw)).toBe(hgetsBefore)
     }))
 
-  it.scopedLive("an invalidation that overtakes the reply of its read keeps the reply out of the cache", () =>
+  live(
+    "an invalidation that overtakes the reply of its read keeps the reply out of the cache",
     Effect.gen(function*() {
       const server = yield* startRedis()
       const raw = yield* rawClient(server.url)
@@ -303,89 +314,85 @@ describe("Redis near-cache", () => {
       expect((yield* Fiber.join(read))._tag).toBe("Some")
       // the held reply was not kept: the next read asks Redis, which has nothing
       expect((yield* store.fetch(key))._tag).toBe("None")
-    }))
+    })
+  )
 
-  it.scopedLive(
+  live(
     "random interleavings of A's readers and B's writers read nothing stale once invalidated",
-    () =>
-      Effect.gen(function*() {
-        const env = yield* pair()
-        const issued = yield* env.b.issue(`user-${randomPart()}`, data(0))
-        let stop = false
-        const readers = yield* Effect.forEach(
-          [1, 2, 3, 4],
-          () =>
-            Effect.fork(
-              Effect.whileLoop({
-                while: () => !stop,
-                body: () =>
-                  Effect.andThen(Effect.ignore(env.a.get(issued.token)), Effect.sleep(Duration.millis(Math.random()))),
-                step: () => {}
-              })
-            )
-        )
-        let session = yield* env.b.get(issued.token)
-        let stale = 0
-        for (let i = 1; i <= 100; i++) {
-          session = yield* revokeAndAwaitInvalidation(env.b.update(session, () => data(i)))
-          const seen = yield* env.a.get(issued.token)
-          if (seen.data.visits !== i) stale++
-        }
-        stop = true
-        yield* Fiber.joinAll(readers)
-        expect(stale).toBe(0)
-        expect(yield* hits).toBeGreaterThan(0)
-      }),
-    60_000
+    Effect.gen(function*() {
+      const env = yield* pair()
+      const issued = yield* env.b.issue(`user-${randomPart()}`, data(0))
+      let stop = false
+      const readers = yield* Effect.forEach(
+        [1, 2, 3, 4],
+        () =>
+          Effect.fork(
+            Effect.whileLoop({
+              while: () => !stop,
+              body: () =>
+                Effect.andThen(Effect.ignore(env.a.get(issued.token)), Effect.sleep(Duration.millis(Math.random()))),
+              step: () => {}
+            })
+          )
+      )
+      let session = yield* env.b.get(issued.token)
+      let stale = 0
+      for (let i = 1; i <= 100; i++) {
+        session = yield* revokeAndAwaitInvalidation(env.b.update(session, () => data(i)))
+        const seen = yield* env.a.get(issued.token)
+        if (seen.data.visits !== i) stale++
+      }
+      stop = true
+      yield* Fiber.joinAll(readers)
+      expect(stale).toBe(0)
+      expect(yield* hits).toBeGreaterThan(0)
+    })
   )
 
-  it.scopedLive(
+  live(
     "the invalidation connection killed: nothing revoked meanwhile is served, and hits resume",
-    () =>
-      Effect.gen(function*() {
-        const env = yield* pair()
-        const issued = yield* cachedOnA(env)
-        const other = yield* cachedOnA(env)
-        yield* Effect.promise(() => env.raw.call("CLIENT", "KILL", "TYPE", "pubsub"))
-        yield* env.b.clear(yield* env.b.get(issued.token))
-        expect(yield* refused(env.a, issued.token)).toBe(true)
-        yield* resumes(env)
-        expect(yield* refused(env.a, issued.token)).toBe(true)
-        yield* revokeAndAwaitInvalidation(env.b.clear(yield* env.b.get(other.token)))
-        expect(yield* refused(env.a, other.token)).toBe(true)
-      }),
-    60_000
+    Effect.gen(function*() {
+      const env = yield* pair()
+      const issued = yield* cachedOnA(env)
+      const other = yield* cachedOnA(env)
+      yield* Effect.promise(() => env.raw.call("CLIENT", "KILL", "TYPE", "pubsub"))
+      yield* env.b.clear(yield* env.b.get(issued.token))
+      expect(yield* refused(env.a, issued.token)).toBe(true)
+      yield* resumes(env)
+      expect(yield* refused(env.a, issued.token)).toBe(true)
+      yield* revokeAndAwaitInvalidation(env.b.clear(yield* env.b.get(other.token)))
+      expect(yield* refused(env.a, other.token)).toBe(true)
+    })
   )
 
-  it.scopedLive(
+  live(
     "Redis restarted (with its data): nothing revoked during or after is served, and hits resume",
-    () =>
-      Effect.gen(function*() {
-        const env = yield* pair(["--appendonly", "yes", "--appendfsync", "always"])
-        const during = yield* cachedOnA(env)
-        const after = yield* cachedOnA(env)
-        yield* env.server.stop
-        expect(yield* refused(env.a, during.token)).toBe(true)
-        yield* env.server.start
-        // revoked as soon as Redis is back, possibly before A's connections are
-        yield* eventually(
-          Effect.flatMap(env.b.get(during.token), (s) => env.b.clear(s)).pipe(
-            Effect.as(true),
-            Effect.orElseSucceed(() => false)
-          ),
-          "B's revocation"
-        )
-        expect(yield* refused(env.a, during.token)).toBe(true)
-        yield* resumes(env)
-        expect(yield* refused(env.a, during.token)).toBe(true)
-        yield* env.a.get(after.token)
-        yield* revokeAndAwaitInvalidation(env.b.clear(yield* env.b.get(after.token)))
-        expect(yield* refused(env.a, after.token)).toBe(true)
-      }),
-    60_000
+    Effect.gen(function*() {
+      const env = yield* pair(["--appendonly", "yes", "--appendfsync", "always"])
+      const during = yield* cachedOnA(env)
+      const after = yield* cachedOnA(env)
+      yield* env.server.stop
+      expect(yield* refused(env.a, during.token)).toBe(true)
+      yield* env.server.start
+      // revoked as soon as Redis is back, possibly before A's connections are
+      yield* eventually(
+        Effect.flatMap(env.b.get(during.token), (s) => env.b.clear(s)).pipe(
+          Effect.as(true),
+          Effect.orElseSucceed(() => false)
+        ),
+        "B's revocation"
+      )
+      expect(yield* refused(env.a, during.token)).toBe(true)
+      yield* resumes(env)
+      expect(yield* refused(env.a, during.token)).toBe(true)
+      yield* env.a.get(after.token)
+      yield* revokeAndAwaitInvalidation(env.b.clear(yield* env.b.get(after.token)))
+      expect(yield* refused(env.a, after.token)).toBe(true)
+    })
   )
 
-  it.scopedLive("FLUSHALL empties the cache at once, and hits resume", () =>
+  live(
+    "FLUSHALL empties the cache at once, and hits resume",
     Effect.gen(function*() {
       const env = yield* pair()
       const issued = yield* cachedOnA(env)
@@ -395,9 +402,11 @@ describe("Redis near-cache", () => {
       yield* eventually(Effect.map(flushes, (n) => n > before), "the flush")
       expect((yield* Effect.flip(env.a.get(issued.token)))._tag).toBe("NotFound")
       yield* resumes(env)
-    }))
+    })
+  )
 
-  it.scopedLive("an overflowing tracking table costs hits, never a revoked session served", () =>
+  live(
+    "an overflowing tracking table costs hits, never a revoked session served",
     Effect.gen(function*() {
       const env = yield* pair()
       yield* Effect.promise(() => env.raw.config("SET", "tracking-table-max-keys", "5"))
@@ -414,7 +423,8 @@ describe("Redis near-cache", () => {
       const served = yield* Effect.forEach(sessions, (issued) => refused(env.a, issued.token))
       expect(served.filter((r) => !r)).toHaveLength(0)
       yield* resumes(env)
-    }))
+    })
+  )
 
   it.effect("a Cluster, or nonsense options, fail the layer with a StoreError", () =>
     Effect.gen(function*() {
