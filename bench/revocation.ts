@@ -9,9 +9,8 @@
  * ```
  *
  * - `Sessions.get` on Redis with the near-cache on and off, A B A B in every round, at 1 and 64 in flight.
- * - Memory per cached session: the heap's growth (after a full GC) over N sessions read once by an
- *   instance with the cache, less the same on an instance without it (what the service itself keeps per
- *   token, such as verified signatures), divided by N.
+ * - Memory per cached session: the heap (after full GCs) of an instance with N sessions cached, less the
+ *   heap of the same instance once a FLUSHALL has emptied its cache, divided by N.
  * - Tracking modes, on raw ioredis: a miss's read in default mode (`HGET`), OPTIN (`CLIENT CACHING yes` +
  *   `HGET` in one pipeline) and BCAST (`HGET`); and the invalidations an instance receives for writes by
  *   others to keys it never read.
@@ -194,33 +193,40 @@ const revocations = (url: string, secret: Redacted.Redacted<string>, total: numb
     } satisfies Revocations
   })
 
-/** The heap's growth per session read once, with the near-cache on, less the same with it off. */
-const memoryPerEntry = (url: string, secret: Redacted.Redacted<string>, entries: number) =>
+/**
+ * What the near-cache holds per session: the heap (after full GCs) with N sessions cached, less the heap
+ * of the same instance once a FLUSHALL has emptied its cache; everything else the instance keeps per
+ * token (verified signatures, say) is there both times.
+ */
+const memoryPerEntry = (url: string, secret: Redacted.Redacted<string>, admin: Redis, entries: number) =>
   Effect.gen(function*() {
     const gc = (globalThis as { gc?: () => void }).gc
     if (gc === undefined) return yield* Effect.dieMessage("run with node --expose-gc")
+    const heap = () => {
+      for (let i = 0; i < 3; i++) gc()
+      return process.memoryUsage().heapUsed
+    }
     const writer = yield* sessionsOn(url, secret)
-    const tokens = yield* Effect.forEach(
-      Array.from({ length: entries }, (_, i) => i),
-      (i) => Effect.map(writer.issue(`mem-${i}`, payload()), (issued) => issued.token),
-      { concurrency: 64 }
-    )
-    const heapGrowth = (nearCache: RedisStore.NearCacheOptions | undefined) =>
-      Effect.scoped(Effect.gen(function*() {
-        const reader = yield* sessionsOn(url, secret, nearCache)
-        yield* Effect.sleep("200 millis")
-        gc()
-        const before = process.memoryUsage().heapUsed
-        yield* Effect.forEach(tokens, (token) => reader.get(token), { concurrency: 64, discard: true })
-        gc()
-        const after = process.memoryUsage().heapUsed
-        // keep the reader (and what it holds) alive until measured
-        if ((yield* Effect.exit(reader.get(tokens[0]!)))._tag === "Failure") yield* Effect.dieMessage("lost")
-        return (after - before) / entries
-      }))
-    const runs: Array<readonly [number, number]> = []
+    const reader = yield* sessionsOn(url, secret, { capacity: entries * 2 })
+    const runs: Array<{ readonly cached: number; readonly perEntry: number }> = []
     for (let round = 0; round < 3; round++) {
-      runs.push([yield* heapGrowth({ capacity: entries * 2 }), yield* heapGrowth(undefined)])
+      const tokens = yield* Effect.forEach(
+        Array.from({ length: entries }, (_, i) => i),
+        (i) => Effect.map(writer.issue(`mem-${round}-${i}`, payload()), (issued) => issued.token),
+        { concurrency: 64 }
+      )
+      yield* Effect.sleep("200 millis")
+      yield* Effect.forEach(tokens, (token) => reader.get(token), { concurrency: 64, discard: true })
+      const hitsBefore = yield* count(RedisStore.nearCacheMetrics.hits)
+      yield* Effect.forEach(tokens, (token) => reader.get(token), { concurrency: 64, discard: true })
+      const cached = (yield* count(RedisStore.nearCacheMetrics.hits)) - hitsBefore
+      const full = heap()
+      const flushes = count(RedisStore.nearCacheMetrics.flushes.pipe(Metric.tagged("reason", "flushall")))
+      const flushesBefore = yield* flushes
+      yield* Support.promise(() => admin.flushall())
+      while ((yield* flushes) === flushesBefore) yield* Effect.sleep("5 millis")
+      const empty = heap()
+      runs.push({ cached, perEntry: (full - empty) / cached })
     }
     return runs
   })
@@ -312,7 +318,7 @@ const program = Effect.gen(function*() {
   const valueLength = yield* Support.promise(() =>
     admin.hstrlen(`${RedisStore.defaultPrefix}{${session.key.user}}`, session.key.session)
   )
-  const memory = yield* memoryPerEntry(server.url, secret, entries)
+  const memory = yield* memoryPerEntry(server.url, secret, admin, entries)
   yield* Effect.logInfo("memory done")
   const modes = yield* trackingModes(server.url, rounds, roundDuration)
   yield* Effect.logInfo("tracking modes done")
@@ -335,7 +341,6 @@ const program = Effect.gen(function*() {
       Support.range(b)
     ]
   })
-  const perEntry = memory.map(([withCache, without]) => withCache - without)
   const modeRows = (["default", "optin", "bcast"] as const).map((mode) => [
     mode === "default" ? "default (used)" : mode === "optin" ? "OPTIN (`CLIENT CACHING yes` + `HGET`)" : "BCAST PREFIX",
     Support.n(Support.median(modes.reads[mode])),
@@ -373,23 +378,21 @@ One token read over and over (a cached session never changes here, so every read
 
 ${Support.table(["operation", "in flight", "near-cache on", "off", "on ÷ off", "range on", "range off"], getRows)}
 
-### Memory per cached session (heap growth after a full GC)
+### Memory per cached session (heap after full GCs)
 
-${Support.n(entries)} sessions (payload \`{ csrf: <22 chars> }\`, one user each) read once by an instance with the
-near-cache and by one without; the difference of the two growths, per session, is what the cache keeps
-(the value as Redis holds it, ${valueLength} characters here; its slot; the user's map and key). Three rounds.
+${Support.n(entries)} sessions (payload \`{ csrf: <22 chars> }\`, one user each) issued by another instance and
+read twice by one with the near-cache (the second pass counts the hits: the sessions cached); the heap of
+that instance with them cached, less its heap once a \`FLUSHALL\` has emptied the cache (everything else it
+keeps per token is in both). The stored value is ${valueLength} characters here. Three rounds.
 
 ${
     Support.table(
-      ["round", "with near-cache (B/session)", "without (B/session)", "near-cache's own (B/entry)"],
-      memory.map((
-        [withCache, without],
-        i
-      ) => [String(i + 1), Support.n(withCache), Support.n(without), Support.n(withCache - without)])
+      ["round", "sessions cached", "bytes per cached session"],
+      memory.map(({ cached, perEntry }, i) => [String(i + 1), Support.n(cached), Support.n(perEntry)])
     )
   }
 
-Median: **${Support.n(Support.median(perEntry))} bytes per cached session**.
+Median: **${Support.n(Support.median(memory.map(({ perEntry }) => perEntry)))} bytes per cached session**.
 
 ### Tracking modes (raw ioredis, 64 in flight, ops/s, median of ${rounds} rounds)
 

@@ -177,6 +177,7 @@ export interface ClusterConnectionOptions extends ConnectionOptions {
  */
 export interface ConfigOptions extends ConnectionOptions {
   readonly url: Redacted.Redacted<string>
+  readonly nearCache?: NearCacheOptions | undefined
 }
 
 /**
@@ -385,14 +386,15 @@ export const layerCluster = (options: ClusterConnectionOptions): Layer.Layer<Sto
 /**
  * The single-node store from `Config`: by default `REDIS_URL` (required, kept `Redacted`), and the
  * optional `REDIS_PREFIX`, `REDIS_CONNECT_TIMEOUT`, `REDIS_COMMAND_TIMEOUT`, `REDIS_AUTO_PIPELINING`,
- * `REDIS_WAIT_REPLICAS` (wait for that many replicas after every revocation) and `REDIS_WAIT_TIMEOUT`
- * (default 1 second).
+ * `REDIS_WAIT_REPLICAS` (wait for that many replicas after every revocation), `REDIS_WAIT_TIMEOUT`
+ * (default 1 second), and `REDIS_NEAR_CACHE_CAPACITY` (turns the near-cache on) with
+ * `REDIS_NEAR_CACHE_MAX_AGE` and `REDIS_NEAR_CACHE_HEARTBEAT`.
  *
  * @since 0.1.0
  * @category layers
  */
 export const layerConfig = (
-  config: Config.Config.Wrap<ConfigOptions> = { ...connectionConfig, url: urlConfig }
+  config: Config.Config.Wrap<ConfigOptions> = { ...connectionConfig, url: urlConfig, nearCache: nearCacheConfig }
 ): Layer.Layer<Store, StoreError | ConfigError.ConfigError> =>
   Layer.scoped(Store, Effect.flatMap(Config.unwrap(config), makeSingle))
 
@@ -528,6 +530,18 @@ const waitConfig: Config.Config<WaitForReplicas | undefined> = Config.all({
     Config.withDefault(defaultWaitTimeout)
   )
 }).pipe(Config.map(({ replicas, timeout }) => replicas === undefined ? undefined : { replicas, timeout }))
+
+const nearCacheConfig: Config.Config<NearCacheOptions | undefined> = Config.all({
+  capacity: optional(
+    Config.integer("REDIS_NEAR_CACHE_CAPACITY").pipe(
+      Config.validate({ message: "REDIS_NEAR_CACHE_CAPACITY must be 1 or more", validation: (n) => n >= 1 })
+    )
+  ),
+  maxAge: optional(Config.duration("REDIS_NEAR_CACHE_MAX_AGE")),
+  heartbeat: optional(Config.duration("REDIS_NEAR_CACHE_HEARTBEAT"))
+}).pipe(
+  Config.map(({ capacity, heartbeat, maxAge }) => capacity === undefined ? undefined : { capacity, maxAge, heartbeat })
+)
 
 const connectionConfig: Config.Config.Wrap<ConnectionOptions> = {
   prefix: optional(Config.string("REDIS_PREFIX")),

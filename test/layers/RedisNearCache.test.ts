@@ -15,6 +15,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import {
+  ConfigProvider,
   Context,
   Deferred,
   Duration,
@@ -39,6 +40,7 @@ import {
   expiredRetention,
   makeStringOnly,
   maxEncodedLength,
+  Store,
   StoreError,
   type StringBackend
 } from "../../src/Store.js"
@@ -423,6 +425,33 @@ describe("Redis near-cache", () => {
       const served = yield* Effect.forEach(sessions, (issued) => refused(env.a, issued.token))
       expect(served.filter((r) => !r)).toHaveLength(0)
       yield* resumes(env)
+    })
+  )
+
+  live(
+    "layerConfig turns the near-cache on with REDIS_NEAR_CACHE_CAPACITY",
+    Effect.gen(function*() {
+      const server = yield* startRedis()
+      const provider = ConfigProvider.fromMap(
+        new Map([["REDIS_URL", server.url], ["REDIS_NEAR_CACHE_CAPACITY", "10"], [
+          "REDIS_NEAR_CACHE_MAX_AGE",
+          "1 hour"
+        ]])
+      )
+      const store = Context.get(
+        yield* Layer.build(RedisStore.layerConfig()).pipe(Effect.withConfigProvider(provider)),
+        Store
+      )
+      const key = newKey()
+      yield* store.save(key, makeEntry({ version: 1, expiresAt: 4_102_444_800_000 }), "create")
+      yield* eventually(
+        Effect.gen(function*() {
+          const before = yield* hits
+          expect((yield* store.fetch(key))._tag).toBe("Some")
+          return (yield* hits) > before
+        }),
+        "a hit"
+      )
     })
   )
 
