@@ -262,30 +262,32 @@ const makeState = (settings: Settings, data: Redis, invalidation: Redis) => {
     return establishing
   }
 
+  // Both checks act as soon as they answer: a broken redirect shows in TRACKINGINFO at once, while a PING
+  // into a silently dead connection only fails after the command timeout.
   const heartbeat = async (): Promise<void> => {
     if (stopped) return
     if (!on) return establish().catch(() => {})
     const started = generation
-    const [pong, info] = await Promise.allSettled([
-      invalidation.ping(),
-      data.call("CLIENT", "TRACKINGINFO")
-    ])
-    if (started !== generation) return
-    if (pong.status === "rejected") {
-      // a silent loss: reconnect, which establishes tracking again once ready
-      invalidationId = undefined
-      off("heartbeat")
-      invalidation.disconnect(true)
-      return
-    }
-    if (info.status === "rejected") {
-      off("heartbeat")
-      return establish().catch(() => {})
-    }
-    if (!trackingHolds(info.value, invalidationId)) {
-      off("broken_redirect")
-      return establish().catch(() => {})
-    }
+    const redirect = data.call("CLIENT", "TRACKINGINFO").then(
+      (info) => {
+        if (started === generation && !trackingHolds(info, invalidationId)) off("broken_redirect")
+      },
+      () => {
+        if (started === generation) off("heartbeat")
+      }
+    )
+    const pong = invalidation.ping().then(
+      () => {},
+      () => {
+        if (started !== generation && invalidationId === undefined) return
+        // a silent loss: reconnect, which establishes tracking again once ready
+        invalidationId = undefined
+        off("heartbeat")
+        invalidation.disconnect(true)
+      }
+    )
+    await Promise.all([redirect, pong])
+    if (!on) await establish().catch(() => {})
   }
 
   const stop = () => {

@@ -30,6 +30,7 @@ import {
   TestClock
 } from "effect"
 import { Redis as RawRedis } from "ioredis"
+import * as Net from "node:net"
 import * as Auth from "../../src/Auth.js"
 import { hashKey, makeBackend } from "../../src/internal/redisBackend.js"
 import * as NearCache from "../../src/internal/redisNearCache.js"
@@ -166,6 +167,63 @@ const resumes = (pair: Pair) =>
     }).pipe(Effect.catchAll(() => Effect.succeed(false))),
     "a hit after the fault",
     "15 seconds"
+  )
+
+/**
+ * A TCP relay to Redis on `port`. `blackhole()` cuts the Redis side of every connection that subscribed to
+ * invalidations and leaves the client's side open and silent: a loss the client cannot see as a close.
+ */
+const relay = (port: number) =>
+  Effect.acquireRelease(
+    Effect.async<
+      {
+        readonly port: number
+        readonly server: Net.Server
+        readonly blackhole: () => void
+        readonly sockets: Array<Net.Socket>
+      }
+    >((resume) => {
+      const pairs: Array<{ readonly upstream: Net.Socket; subscriber: boolean; dead: boolean }> = []
+      const sockets: Array<Net.Socket> = []
+      const server = Net.createServer((client) => {
+        const upstream = Net.connect({ host: "127.0.0.1", port })
+        const pair = { upstream, subscriber: false, dead: false }
+        pairs.push(pair)
+        sockets.push(client, upstream)
+        client.on("data", (chunk: Buffer) => {
+          if (chunk.includes("__redis__:invalidate")) pair.subscriber = true
+          if (!pair.dead) upstream.write(chunk)
+        })
+        upstream.on("data", (chunk: Buffer) => {
+          if (!pair.dead) client.write(chunk)
+        })
+        client.on("close", () => upstream.destroy())
+        upstream.on("close", () => {
+          if (!pair.dead) client.destroy()
+        })
+        client.on("error", () => {})
+        upstream.on("error", () => {})
+      })
+      server.listen(0, "127.0.0.1", () =>
+        resume(Effect.succeed({
+          port: (server.address() as Net.AddressInfo).port,
+          server,
+          sockets,
+          blackhole: () => {
+            for (const pair of pairs) {
+              if (pair.subscriber && !pair.dead) {
+                pair.dead = true
+                pair.upstream.destroy()
+              }
+            }
+          }
+        })))
+    }),
+    ({ server, sockets }) =>
+      Effect.sync(() => {
+        for (const socket of sockets) socket.destroy()
+        server.close()
+      })
   )
 
 /** A test on the real clock (Redis expires keys by its own), in a scope, with room for a fault's recovery. */
@@ -390,6 +448,30 @@ describe("Redis near-cache", () => {
       yield* env.a.get(after.token)
       yield* revokeAndAwaitInvalidation(env.b.clear(yield* env.b.get(after.token)))
       expect(yield* refused(env.a, after.token)).toBe(true)
+    })
+  )
+
+  live(
+    "a silently lost invalidation connection is noticed by the heartbeat, and hits resume",
+    Effect.gen(function*() {
+      const server = yield* startRedis()
+      const raw = yield* rawClient(server.url)
+      const proxy = yield* relay(server.port)
+      const keys = [Redacted.make(Auth.randomId(48))]
+      // A reaches Redis through the relay; the heartbeat every 200 ms, the command timeout 1 s
+      const a = yield* instance(`redis://127.0.0.1:${proxy.port}`, keys, near)
+      const b = yield* instance(server.url, keys, undefined)
+      const env: Pair = { server, raw, a, b }
+      const issued = yield* cachedOnA(env)
+      const flushes = (reason: string) => count(Metric.tagged(RedisStore.nearCacheMetrics.flushes, "reason", reason))
+      const before = (yield* flushes("heartbeat")) + (yield* flushes("broken_redirect"))
+      proxy.blackhole()
+      // Redis can no longer deliver the invalidation, and A sees no close: only the heartbeat can tell
+      yield* b.clear(yield* b.get(issued.token))
+      yield* eventually(refused(env.a, issued.token), "A refusing the revoked session", "5 seconds")
+      expect((yield* flushes("heartbeat")) + (yield* flushes("broken_redirect"))).toBeGreaterThan(before)
+      yield* resumes(env)
+      expect(yield* refused(env.a, issued.token)).toBe(true)
     })
   )
 
