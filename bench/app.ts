@@ -102,13 +102,17 @@ export const baseRouter = HttpRouter.empty.pipe(
  * process, the store, and the cookie transport without `Secure` (plain http on loopback).
  */
 export const sessionsLayer = (
-  store: { readonly _tag: "memory" } | { readonly _tag: "redis"; readonly url: string },
+  store:
+    | { readonly _tag: "memory" }
+    | { readonly _tag: "redis"; readonly url: string; readonly nearCache?: RedisStore.NearCacheOptions | undefined },
   options: Session.Options = {}
 ) =>
   Layer.merge(
     Session.layer(BenchSession, options).pipe(
       Layer.provide(Auth.layer({ keys: [Redacted.make(Auth.randomId(48))] })),
-      Layer.provide(store._tag === "redis" ? RedisStore.layer({ url: store.url }) : Memory.layer())
+      Layer.provide(
+        store._tag === "redis" ? RedisStore.layer({ url: store.url, nearCache: store.nearCache }) : Memory.layer()
+      )
     ),
     Transport.layerCookie(cookieOptions)
   )

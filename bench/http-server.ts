@@ -6,6 +6,9 @@
  * npm run -s bench:server -- --port 4000 --mode session --store redis --redis-url redis://127.0.0.1:<port> --tracer on
  * ```
  *
+ * `--near-cache on` (with `--store redis`) turns on the Redis store's near-cache (capacity 100,000, the
+ * default maximum age); `off` is the default.
+ *
  * `<port>` is that of a throwaway `redis-server` of your own: the server writes sessions to it.
  *
  * `--mode floor` serves the `session` routes behind `constantSession` (bench/app.ts): one session issued at
@@ -32,7 +35,7 @@ import * as Auth from "../src/Auth.js"
 import { baseRouter, BenchHttp, BenchSession, constantSession, sessionRouter, sessionsLayer } from "./app.js"
 
 const usage = "usage: http-server.ts --port <n> --mode base|session|floor --store memory|redis [--redis-url <url>] " +
-  "[--tracer on|off]"
+  "[--tracer on|off] [--near-cache on|off]"
 
 const parse = () => {
   const { values } = parseArgs({
@@ -41,7 +44,8 @@ const parse = () => {
       mode: { type: "string", default: "session" },
       store: { type: "string", default: "memory" },
       "redis-url": { type: "string" },
-      tracer: { type: "string", default: "on" }
+      tracer: { type: "string", default: "on" },
+      "near-cache": { type: "string", default: "off" }
     }
   })
   const port = Number(values.port)
@@ -52,6 +56,8 @@ const parse = () => {
   }
   if (store !== "memory" && store !== "redis") throw new Error(`--store must be memory or redis\n${usage}`)
   if (tracer !== "on" && tracer !== "off") throw new Error(`--tracer must be on or off\n${usage}`)
+  const nearCache = values["near-cache"]
+  if (nearCache !== "on" && nearCache !== "off") throw new Error(`--near-cache must be on or off\n${usage}`)
   // No default: the benchmark must never write to a Redis nobody named.
   const url = values["redis-url"] ?? process.env["REDIS_URL"]
   if (store === "redis" && url === undefined) throw new Error(`--store redis needs --redis-url\n${usage}`)
@@ -59,7 +65,9 @@ const parse = () => {
     port,
     mode,
     tracer,
-    store: store === "redis" ? { _tag: "redis" as const, url: url! } : { _tag: "memory" as const }
+    store: store === "redis"
+      ? { _tag: "redis" as const, url: url!, nearCache: nearCache === "on" ? { capacity: 100_000 } : undefined }
+      : { _tag: "memory" as const }
   }
 }
 

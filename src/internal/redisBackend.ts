@@ -81,7 +81,9 @@ export const makeBackend = (commands: Commands): StringBackend => {
 }
 
 /** The key of a user's hash: every session of one user in one Cluster slot, by the hash tag. */
-const userKey = (commands: Commands, user: string) => `${commands.prefix}{${user}}`
+export const hashKey = (prefix: string, user: string) => `${prefix}{${user}}`
+
+const userKey = (commands: Commands, user: string) => hashKey(commands.prefix, user)
 
 /**
  * The read of every request: one HGET, resumed straight with its decoded answer (mapping the answer

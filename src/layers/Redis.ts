@@ -44,9 +44,10 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import { Cluster, type ClusterNode, type ClusterOptions, Redis, type RedisOptions } from "ioredis"
-import { makeBackend, type Wait } from "../internal/redisBackend.js"
+import { hashKey, makeBackend, type Wait } from "../internal/redisBackend.js"
 import { addressOf, connect, malformedUrl, warnIfEvicting } from "../internal/redisConnection.js"
 import type { Connection, Failure } from "../internal/redisErrors.js"
+import * as NearCache from "../internal/redisNearCache.js"
 import type { Client } from "../internal/redisScripts.js"
 import { expiredRetention, makeStringOnly, maxEncodedLength, Store, StoreError, type StoreService } from "../Store.js"
 
@@ -86,6 +87,26 @@ export interface Options {
 }
 
 /**
+ * The near-cache (see {@link SingleOptions.nearCache}): sessions answered from process memory while
+ * Redis has not invalidated them.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface NearCacheOptions {
+  /** The most sessions kept (the least recently read users go first). At least 1. */
+  readonly capacity: number
+  /** The longest a session is answered from memory without asking Redis. Default 1 minute. */
+  readonly maxAge?: Duration.DurationInput | undefined
+  /**
+   * How often the invalidation connection is PINGed and the redirect checked (`CLIENT TRACKINGINFO`).
+   * A connection lost silently (no close seen) is noticed within this plus `commandTimeout`. Default 1
+   * second.
+   */
+  readonly heartbeat?: Duration.DurationInput | undefined
+}
+
+/**
  * Options shared by the constructors that open their own connection.
  *
  * @since 0.1.0
@@ -120,6 +141,15 @@ export interface SingleOptions extends ConnectionOptions {
    */
   readonly url?: string | Redacted.Redacted<string> | undefined
   readonly redis?: Omit<RedisOptions, "replyMapping"> | undefined
+  /**
+   * Off by default. Answers verified, unchanged sessions from process memory: Redis tells this process
+   * (`CLIENT TRACKING`, on one more connection of the store's own) when anyone writes, deletes or expires
+   * a user's key, and the user's cached sessions are dropped before the next request can read them. The
+   * cache is emptied and bypassed while either connection is down or the redirect is broken, until
+   * tracking is established again; this process's own writes drop what they touch before they return;
+   * every entry also has a maximum age. See the README, "Near-cache".
+   */
+  readonly nearCache?: NearCacheOptions | undefined
 }
 
 /**
@@ -133,6 +163,11 @@ export interface ClusterConnectionOptions extends ConnectionOptions {
   readonly nodes: ReadonlyArray<string | ClusterNode>
   readonly cluster?: Omit<ClusterOptions, "redisOptions"> | undefined
   readonly redis?: Omit<RedisOptions, "replyMapping"> | undefined
+  /**
+   * Not supported on a Cluster (Redis tracks reads per node, and a topology change would move keys away
+   * from the tracking node unseen): a near-cache given anyway fails the layer with a `StoreError`.
+   */
+  readonly nearCache?: undefined
 }
 
 /**
@@ -143,6 +178,7 @@ export interface ClusterConnectionOptions extends ConnectionOptions {
  */
 export interface ConfigOptions extends ConnectionOptions {
   readonly url: Redacted.Redacted<string>
+  readonly nearCache?: NearCacheOptions | undefined
 }
 
 /**
@@ -181,6 +217,30 @@ export const defaultCommandTimeout: Duration.Duration = Duration.seconds(2)
  */
 export const defaultWaitTimeout: Duration.Duration = Duration.seconds(1)
 
+/**
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultNearCacheMaxAge: Duration.Duration = Duration.minutes(1)
+
+/**
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultNearCacheHeartbeat: Duration.Duration = Duration.seconds(1)
+
+/**
+ * The near-cache's counters: `effect_sessions_near_cache_hits_total` (reads answered from memory),
+ * `…_misses_total` (reads sent to Redis while the cache was on), `…_bypassed_total` (reads sent to Redis
+ * while it was off: tracking not established), `…_invalidations_total` (keys Redis invalidated) and
+ * `…_flushes_total` (the cache emptied, by `reason`: `disconnect`, `broken_redirect`, `heartbeat`,
+ * `flushall`).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const nearCacheMetrics = NearCache.metrics
+
 // -----------------------------------------------------------------------------
 // constructors
 // -----------------------------------------------------------------------------
@@ -215,13 +275,28 @@ export const makeSingle = (options: SingleOptions = {}): Effect.Effect<StoreServ
     }
     const address = addressOf(url, options.redis)
     const timeout = options.connectTimeout ?? defaultConnectTimeout
-    const open = (extraCommandMillis: number) => {
-      const settings = { ...options.redis, ...clientOptions(options, extraCommandMillis) }
+    const open = (
+      extraCommandMillis: number,
+      extra?: Pick<RedisOptions, "protocol" | "autoResubscribe" | "enableAutoPipelining">
+    ) => {
+      const settings = { ...options.redis, ...clientOptions(options, extraCommandMillis), ...extra }
       return connect(url === undefined ? new Redis(settings) : new Redis(url, settings), address, timeout).pipe(
         Effect.mapError(toStoreError)
       )
     }
-    return openStore(open, options, address)
+    const near = options.nearCache
+    if (near === undefined) return openStore(open, options, address, undefined)
+    return Effect.flatMap(
+      nearCacheSettings(near, options.prefix ?? defaultPrefix),
+      (settings) =>
+        openStore(open, options, address, (client) =>
+          Effect.flatMap(
+            // RESP2 (ioredis 5 speaks nothing else): invalidations arrive as messages of a subscription.
+            // Resubscribed by the near-cache itself, which needs the connection's new id first.
+            open(0, { protocol: 2, autoResubscribe: false, enableAutoPipelining: false }),
+            ({ client: invalidation }) => Effect.mapError(NearCache.make(settings, client, invalidation), toStoreError)
+          ))
+    )
   })
 
 /**
@@ -232,6 +307,15 @@ export const makeSingle = (options: SingleOptions = {}): Effect.Effect<StoreServ
  */
 export const makeCluster = (options: ClusterConnectionOptions): Effect.Effect<StoreService, StoreError, Scope.Scope> =>
   Effect.suspend(() => {
+    if ((options as { readonly nearCache?: unknown }).nearCache !== undefined) {
+      return Effect.fail(
+        new StoreError({
+          reason: "Unknown",
+          message: "The Redis near-cache is not supported on a Redis Cluster (Redis tracks reads per node): " +
+            "remove the nearCache option, or use a single node or Sentinel"
+        })
+      )
+    }
     const nodes = options.nodes.map((node) => typeof node === "string" ? parseNode(node) : node)
     const address = `cluster ${nodes.map((node) => typeof node === "object" ? `${node.host}:${node.port}` : node)}`
     const timeout = options.connectTimeout ?? defaultConnectTimeout
@@ -247,7 +331,7 @@ export const makeCluster = (options: ClusterConnectionOptions): Effect.Effect<St
       })
       return Effect.mapError(connect(client, address, timeout), toStoreError)
     }
-    return openStore(open, options, address)
+    return openStore(open, options, address, undefined)
   })
 
 /**
@@ -303,14 +387,15 @@ export const layerCluster = (options: ClusterConnectionOptions): Layer.Layer<Sto
 /**
  * The single-node store from `Config`: by default `REDIS_URL` (required, kept `Redacted`), and the
  * optional `REDIS_PREFIX`, `REDIS_CONNECT_TIMEOUT`, `REDIS_COMMAND_TIMEOUT`, `REDIS_AUTO_PIPELINING`,
- * `REDIS_WAIT_REPLICAS` (wait for that many replicas after every revocation) and `REDIS_WAIT_TIMEOUT`
- * (default 1 second).
+ * `REDIS_WAIT_REPLICAS` (wait for that many replicas after every revocation), `REDIS_WAIT_TIMEOUT`
+ * (default 1 second), and `REDIS_NEAR_CACHE_CAPACITY` (turns the near-cache on) with
+ * `REDIS_NEAR_CACHE_MAX_AGE` and `REDIS_NEAR_CACHE_HEARTBEAT`.
  *
  * @since 0.1.0
  * @category layers
  */
 export const layerConfig = (
-  config: Config.Config.Wrap<ConfigOptions> = { ...connectionConfig, url: urlConfig }
+  config: Config.Config.Wrap<ConfigOptions> = { ...connectionConfig, url: urlConfig, nearCache: nearCacheConfig }
 ): Layer.Layer<Store, StoreError | ConfigError.ConfigError> =>
   Layer.scoped(Store, Effect.flatMap(Config.unwrap(config), makeSingle))
 
@@ -339,8 +424,14 @@ const toStoreError = (failure: Failure) => new StoreError(failure)
  * The store on `client`, running revocations on `revoker` (the same client, or one of its own when it
  * waits for replicas).
  */
-const makeOn = (client: Client, revoker: Client, options: Options, connection?: Connection): StoreService =>
-  makeStringOnly(makeBackend({
+const makeOn = (
+  client: Client,
+  revoker: Client,
+  options: Options,
+  connection?: Connection,
+  cache?: NearCache.NearCache
+): StoreService => {
+  const backend = makeBackend({
     client,
     revoker,
     prefix: options.prefix ?? defaultPrefix,
@@ -349,25 +440,54 @@ const makeOn = (client: Client, revoker: Client, options: Options, connection?: 
     wait: waitOf(options),
     connection,
     error: toStoreError
-  }))
+  })
+  return makeStringOnly(cache === undefined ? backend : cache.wrap(backend))
+}
 
 // The store on connections it opens with `open` (given how much longer than `commandTimeout` a command
-// on it may take): one, and a second for revocations that wait for replicas, since WAIT blocks the
-// connection it runs on.
+// on it may take): one, a second for revocations that wait for replicas, since WAIT blocks the
+// connection it runs on, and the near-cache's (`nearCache`) when it has one.
 const openStore = <C extends Client>(
   open: (
     extraCommandMillis: number
   ) => Effect.Effect<{ readonly client: C; readonly connection: Connection }, StoreError, Scope.Scope>,
   options: ConnectionOptions,
-  address: string
+  address: string,
+  nearCache: ((client: C) => Effect.Effect<NearCache.NearCache, StoreError, Scope.Scope>) | undefined
 ): Effect.Effect<StoreService, StoreError, Scope.Scope> =>
   Effect.gen(function*() {
     const { client, connection } = yield* open(0)
     const wait = waitOf(options)
     const revoker = wait === undefined ? client : (yield* open(wait.timeoutMillis)).client
+    const cache = nearCache === undefined ? undefined : yield* nearCache(client)
     yield* warnIfEvicting(client, address)
-    return makeOn(client, revoker, options, connection)
+    return makeOn(client, revoker, options, connection, cache)
   })
+
+const nearCacheSettings = (
+  options: NearCacheOptions,
+  prefix: string
+): Effect.Effect<NearCache.Settings, StoreError> => {
+  const capacity = Math.floor(options.capacity)
+  const maxAgeMillis = Duration.toMillis(options.maxAge ?? defaultNearCacheMaxAge)
+  const heartbeatMillis = Duration.toMillis(options.heartbeat ?? defaultNearCacheHeartbeat)
+  if (!(capacity >= 1) || !(maxAgeMillis > 0) || !(heartbeatMillis >= 1) || !Number.isFinite(heartbeatMillis)) {
+    return Effect.fail(
+      new StoreError({
+        reason: "Unknown",
+        message: "The Redis near-cache needs a capacity of at least 1, a maxAge above 0 and a finite heartbeat " +
+          "of at least 1 ms"
+      })
+    )
+  }
+  return Effect.succeed({
+    capacity,
+    maxAgeMillis,
+    heartbeatMillis,
+    prefix,
+    userKey: (user) => hashKey(prefix, user)
+  })
+}
 
 const waitOf = (options: Options): Wait | undefined => {
   const wait = options.waitForReplicas
@@ -411,6 +531,18 @@ const waitConfig: Config.Config<WaitForReplicas | undefined> = Config.all({
     Config.withDefault(defaultWaitTimeout)
   )
 }).pipe(Config.map(({ replicas, timeout }) => replicas === undefined ? undefined : { replicas, timeout }))
+
+const nearCacheConfig: Config.Config<NearCacheOptions | undefined> = Config.all({
+  capacity: optional(
+    Config.integer("REDIS_NEAR_CACHE_CAPACITY").pipe(
+      Config.validate({ message: "REDIS_NEAR_CACHE_CAPACITY must be 1 or more", validation: (n) => n >= 1 })
+    )
+  ),
+  maxAge: optional(Config.duration("REDIS_NEAR_CACHE_MAX_AGE")),
+  heartbeat: optional(Config.duration("REDIS_NEAR_CACHE_HEARTBEAT"))
+}).pipe(
+  Config.map(({ capacity, heartbeat, maxAge }) => capacity === undefined ? undefined : { capacity, maxAge, heartbeat })
+)
 
 const connectionConfig: Config.Config.Wrap<ConnectionOptions> = {
   prefix: optional(Config.string("REDIS_PREFIX")),
