@@ -13,7 +13,7 @@
  *
  * | variable                | meaning                                              | default |
  * | ----------------------- | ---------------------------------------------------- | ------- |
- * | `BENCH_ROUNDS`          | HTTP rounds (each runs the 7 configurations)         | 5       |
+ * | `BENCH_ROUNDS`          | HTTP rounds (each runs the 8 configurations)         | 5       |
  * | `BENCH_SECONDS`         | measured seconds per HTTP run                        | 10      |
  * | `BENCH_WARMUP`          | warm-up seconds before each HTTP run                 | 2       |
  * | `BENCH_CONNECTIONS`     | autocannon connections                               | 50      |

@@ -4,7 +4,7 @@
  * reach an instance that has the session cached.
  *
  * ```sh
- * node --expose-gc --import tsx bench/revocation.ts          # rewrites the "near-cache" section of RESULTS.md
+ * npm run bench:revocation                                  # = node --expose-gc --import tsx bench/revocation.ts; rewrites the "near-cache" section of RESULTS.md
  * BENCH_ROUNDS=1 BENCH_ROUND_SECONDS=0.2 BENCH_REVOCATIONS=100 node --expose-gc --import tsx bench/revocation.ts
  * ```
  *
