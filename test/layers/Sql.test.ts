@@ -541,6 +541,23 @@ describe("SQL store: layerConfig", () => {
   )
 
   it.live(
+    "a role the database refuses fails the layer with an Authentication StoreError",
+    () =>
+      Effect.gen(function*() {
+        const { url } = yield* PostgresTest
+        const error = yield* Effect.flip(
+          Effect.scoped(Effect.provide(roundTrip, Sql.layerConfig())).pipe(
+            withEnv([["DATABASE_URL", url.replace("://postgres@", "://nobody-secret@")]])
+          )
+        )
+        expect(error).toBeInstanceOf(StoreError)
+        expect((error as StoreError).reason).toBe("Authentication")
+        expect(JSON.stringify(error)).not.toContain("secret")
+      }).pipe(Effect.provide(postgres.runtime)),
+    30_000
+  )
+
+  it.live(
     "a malformed DATABASE_URL is a ConfigError naming the variable, never repeating the value",
     () =>
       Effect.gen(function*() {
