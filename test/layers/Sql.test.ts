@@ -11,6 +11,7 @@ import * as MysqlClient from "@effect/sql-mysql2/MysqlClient"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import * as SqlClient from "@effect/sql/SqlClient"
+import * as Statement from "@effect/sql/Statement"
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import {
   ConfigError,
@@ -266,6 +267,47 @@ for (const [name, client] of databases) {
       }).pipe(Effect.scoped), 30_000)
   })
 }
+
+// -----------------------------------------------------------------------------
+// the README's table is what migrate runs
+// -----------------------------------------------------------------------------
+
+/** The README's ```sql block that starts with `-- <dialect>`, as its statements. */
+const readmeStatements = (dialect: string): ReadonlyArray<string> => {
+  const readme = Fs.readFileSync(Path.join(import.meta.dirname, "../../README.md"), "utf8")
+  const block = readme.split("```sql\n").slice(1).map((rest) => rest.slice(0, rest.indexOf("```")))
+    .find((block) => block.startsWith(`-- ${dialect}\n`))
+  expect(block, `README: a sql block starting with -- ${dialect}`).toBeDefined()
+  return block!.split("\n").filter((line) => !line.startsWith("--")).join("\n").split(";").map(normalise)
+    .filter((statement) => statement !== "")
+}
+
+/** Whitespace collapsed, identifier quotes dropped: the README shows the statements unquoted. */
+const normalise = (statement: string) => statement.replace(/["`]/g, "").replace(/\s+/g, " ").trim()
+
+const dialects = ["SQLite", "PostgreSQL", "MySQL/MariaDB"] as const
+
+describe("README: the table per dialect", () => {
+  databases.forEach(([name, client], i) => {
+    it.live(`is what migrate executes on ${name}`, () =>
+      on(
+        client,
+        Effect.gen(function*() {
+          const executed: Array<string> = []
+          yield* Sql.migrate().pipe(
+            Statement.withTransformer((statement) =>
+              Effect.sync(() => {
+                const [text] = statement.compile()
+                if (/^CREATE /.test(text)) executed.push(normalise(text))
+                return statement
+              })
+            )
+          )
+          expect(executed).toEqual(readmeStatements(dialects[i]!))
+        })
+      ), 30_000)
+  })
+})
 
 // -----------------------------------------------------------------------------
 // pruning
