@@ -15,6 +15,7 @@
 import type * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Config from "effect/Config"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as FiberRef from "effect/FiberRef"
@@ -26,6 +27,7 @@ import * as Auth from "../src/Auth.js"
 import * as SessionHttp from "../src/layers/Http.js"
 import * as Memory from "../src/layers/Memory.js"
 import * as RedisStore from "../src/layers/Redis.js"
+import * as Sql from "../src/layers/Sql.js"
 import * as Session from "../src/Session.js"
 import * as Transport from "../src/Transport.js"
 
@@ -104,15 +106,26 @@ export const baseRouter = HttpRouter.empty.pipe(
 export const sessionsLayer = (
   store:
     | { readonly _tag: "memory" }
-    | { readonly _tag: "redis"; readonly url: string; readonly nearCache?: RedisStore.NearCacheOptions | undefined },
+    | { readonly _tag: "redis"; readonly url: string; readonly nearCache?: RedisStore.NearCacheOptions | undefined }
+    | { readonly _tag: "postgres"; readonly url: string },
   options: Session.Options = {}
 ) =>
   Layer.merge(
     Session.layer(BenchSession, options).pipe(
       Layer.provide(Auth.layer({ keys: [Redacted.make(Auth.randomId(48))] })),
-      Layer.provide(
-        store._tag === "redis" ? RedisStore.layer({ url: store.url, nearCache: store.nearCache }) : Memory.layer()
-      )
+      Layer.provide(storeLayer(store))
     ),
     Transport.layerCookie(cookieOptions)
   )
+
+/** The store: `postgres` through `Sql.layerConfig` on that URL (its own pool, the table migrated at start). */
+const storeLayer = (store: Parameters<typeof sessionsLayer>[0]) => {
+  switch (store._tag) {
+    case "memory":
+      return Memory.layer()
+    case "redis":
+      return RedisStore.layer({ url: store.url, nearCache: store.nearCache })
+    case "postgres":
+      return Sql.layerConfig({ url: Config.succeed(Redacted.make(store.url)), migrate: Config.succeed(true) })
+  }
+}

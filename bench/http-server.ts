@@ -9,7 +9,9 @@
  * `--near-cache on` (with `--store redis`) turns on the Redis store's near-cache (capacity 100,000, the
  * default maximum age); `off` is the default.
  *
- * `<port>` is that of a throwaway `redis-server` of your own: the server writes sessions to it.
+ * `<port>` is that of a throwaway `redis-server` of your own: the server writes sessions to it. `--store
+ * postgres --database-url postgres://…` serves the SQL store on that PostgreSQL (the table created at
+ * start); there is no default database either.
  *
  * `--mode floor` serves the `session` routes behind `constantSession` (bench/app.ts): one session issued at
  * startup is added to every request's context, nothing is read. It measures what the structure of a
@@ -34,8 +36,8 @@ import { parseArgs } from "node:util"
 import * as Auth from "../src/Auth.js"
 import { baseRouter, BenchHttp, BenchSession, constantSession, sessionRouter, sessionsLayer } from "./app.js"
 
-const usage = "usage: http-server.ts --port <n> --mode base|session|floor --store memory|redis [--redis-url <url>] " +
-  "[--tracer on|off] [--near-cache on|off]"
+const usage = "usage: http-server.ts --port <n> --mode base|session|floor --store memory|redis|postgres " +
+  "[--redis-url <url>] [--database-url <postgres://…>] [--tracer on|off] [--near-cache on|off]"
 
 const parse = () => {
   const { values } = parseArgs({
@@ -44,6 +46,7 @@ const parse = () => {
       mode: { type: "string", default: "session" },
       store: { type: "string", default: "memory" },
       "redis-url": { type: "string" },
+      "database-url": { type: "string" },
       tracer: { type: "string", default: "on" },
       "near-cache": { type: "string", default: "off" }
     }
@@ -54,19 +57,26 @@ const parse = () => {
   if (mode !== "base" && mode !== "session" && mode !== "floor") {
     throw new Error(`--mode must be base, session or floor\n${usage}`)
   }
-  if (store !== "memory" && store !== "redis") throw new Error(`--store must be memory or redis\n${usage}`)
+  if (store !== "memory" && store !== "redis" && store !== "postgres") {
+    throw new Error(`--store must be memory, redis or postgres\n${usage}`)
+  }
   if (tracer !== "on" && tracer !== "off") throw new Error(`--tracer must be on or off\n${usage}`)
   const nearCache = values["near-cache"]
   if (nearCache !== "on" && nearCache !== "off") throw new Error(`--near-cache must be on or off\n${usage}`)
   // No default: the benchmark must never write to a Redis nobody named.
   const url = values["redis-url"] ?? process.env["REDIS_URL"]
   if (store === "redis" && url === undefined) throw new Error(`--store redis needs --redis-url\n${usage}`)
+  // nor to a database: no DATABASE_URL fallback either
+  const database = values["database-url"]
+  if (store === "postgres" && database === undefined) throw new Error(`--store postgres needs --database-url\n${usage}`)
   return {
     port,
     mode,
     tracer,
     store: store === "redis"
       ? { _tag: "redis" as const, url: url!, nearCache: nearCache === "on" ? { capacity: 100_000 } : undefined }
+      : store === "postgres"
+      ? { _tag: "postgres" as const, url: database! }
       : { _tag: "memory" as const }
   }
 }

@@ -5,7 +5,7 @@
  *
  * ```sh
  * npm run bench                        # everything, about 12 minutes
- * npm run bench -- http                # only some steps: micro, http, profile
+ * npm run bench -- http                # only some steps: micro, http, profile, sql
  * BENCH_ROUNDS=1 BENCH_SECONDS=3 BENCH_WARMUP=1 BENCH_MICRO_ROUNDS=1 BENCH_PROFILE_SECONDS=3 npm run bench
  * # a smoke run (every program path, figures meaningless), about 1.5 minutes:
  * BENCH_ROUNDS=1 BENCH_SECONDS=1 BENCH_WARMUP=1 BENCH_MICRO_ROUNDS=1 BENCH_MICRO_SECONDS=0.2 BENCH_PROFILE_SECONDS=1 npm run bench
@@ -21,10 +21,13 @@
  * | `BENCH_MICRO_SECONDS`   | seconds per micro benchmark per round                | 1       |
  * | `BENCH_SERVER`          | `compiled`: HTTP runs serve TypeScript's output with plain node, as an application runs the published package; or `tsx` | compiled |
  * | `BENCH_PROFILE_SECONDS` | profiled seconds per server                          | 8       |
+ * | `BENCH_SQL_ROUNDS`      | interleaved rounds of the SQL step                   | 5       |
+ * | `BENCH_SQL_SECONDS`     | seconds per SQL benchmark per round                  | 2       |
  * | `BENCH_DEADLINE`        | the whole run is stopped (children too) after this   | 16 minutes |
  *
  * It starts its own `redis-server` (from PATH, on a free 127.0.0.1 port, no persistence) and one server
- * process per HTTP run, and stops all of them whatever happens; it never touches another Redis.
+ * process per HTTP run, and stops all of them whatever happens; it never touches another Redis. The `sql`
+ * step starts its own throwaway PostgreSQL (test/support/postgres.ts) and writes the `sql` section.
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as Config from "effect/Config"
@@ -37,9 +40,10 @@ import * as Http from "./http.js"
 import * as InProcess from "./inprocess.js"
 import * as Micro from "./micro.js"
 import * as Profile from "./profile.js"
+import * as Sql from "./sql.js"
 import { compileServer, machine, profileFile, promise, resultsFile, setupTable, writeSection } from "./support.js"
 
-const steps = ["micro", "http", "profile"] as const
+const steps = ["micro", "http", "profile", "sql"] as const
 type Step = typeof steps[number]
 
 const packages = ["effect", "@effect/platform", "@effect/platform-node", "ioredis", "autocannon", "tsx"]
@@ -55,6 +59,10 @@ const settings = Config.all({
   micro: Config.all({
     rounds: Config.withDefault(Config.integer("BENCH_MICRO_ROUNDS"), 5),
     seconds: Config.withDefault(Config.number("BENCH_MICRO_SECONDS"), 1)
+  }),
+  sql: Config.all({
+    rounds: Config.withDefault(Config.integer("BENCH_SQL_ROUNDS"), 5),
+    seconds: Config.withDefault(Config.number("BENCH_SQL_SECONDS"), 2)
   }),
   profileSeconds: Config.withDefault(Config.number("BENCH_PROFILE_SECONDS"), 8),
   deadline: Config.withDefault(Config.duration("BENCH_DEADLINE"), Duration.minutes(16))
@@ -109,6 +117,14 @@ const program = Effect.gen(function*() {
     const results = yield* Profile.run(redis, profileSettings)
     yield* promise(() => Fs.writeFile(profileFile, Profile.report(results, profileSettings, info, run)))
     yield* Effect.logInfo(`wrote ${profileFile}`)
+  }
+
+  if (selected.has("sql")) {
+    const info = yield* machine([...packages, "@effect/sql", "@effect/sql-pg", "@effect/sql-sqlite-node"])
+    const results = yield* Sql.run(config.sql).pipe(Effect.scoped)
+    const body = `${Sql.report(results, config.sql)}\n#### Setup\n\n${setupTable(info, run)}\n`
+    yield* writeSection(resultsFile, "sql", body)
+    summary.push(body)
   }
 
   console.log(summary.join("\n\n"))

@@ -29,8 +29,13 @@
  * `REDIS_COMMAND_TIMEOUT` and `REDIS_AUTO_PIPELINING`; the in-memory store `SESSION_MEMORY_CAPACITY` and
  * `SESSION_MEMORY_SWEEP_INTERVAL`.
  *
+ * Else the SQL store when `DATABASE_URL` is set (`postgres://…`, `mysql://…`, `sqlite:<path>`; its driver
+ * must be installed), with the `SESSION_SQL_*` variables of `Sql.layerConfig`; the example creates the
+ * table at start (`SESSION_SQL_MIGRATE=false` leaves it to your migrations).
+ *
  * ```sh
  * REDIS_URL=redis://127.0.0.1:6379 COOKIE_SECURE=false npm start
+ * DATABASE_URL=sqlite:sessions.db COOKIE_SECURE=false npm start
  * ```
  */
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
@@ -54,6 +59,7 @@ import * as Csrf from "../src/layers/Csrf.js"
 import * as SessionHttp from "../src/layers/Http.js"
 import * as Memory from "../src/layers/Memory.js"
 import * as Redis from "../src/layers/Redis.js"
+import * as Sql from "../src/layers/Sql.js"
 import * as Session from "../src/Session.js"
 import * as Transport from "../src/Transport.js"
 
@@ -166,7 +172,8 @@ const redisAddress = (url: string): string => {
   }
 }
 
-// The store is chosen by what the environment names: a Redis node, a Redis Cluster, or none (in memory).
+// The store is chosen by what the environment names: a Redis node, a Redis Cluster, a SQL database, or none
+// (in memory).
 // The Redis layers read their own variables again, with the options that go with them. An empty variable
 // counts as unset.
 const StoreLive = Layer.unwrapEffect(
@@ -185,7 +192,23 @@ const StoreLive = Layer.unwrapEffect(
       yield* Effect.logInfo(`session store: Redis Cluster (seed nodes ${seeds.join(", ")})`)
       return Redis.layerClusterConfig()
     }
-    yield* Effect.logInfo("session store: in memory (set REDIS_URL or REDIS_CLUSTER_NODES to use Redis)")
+    const database = Option.filter(
+      yield* Config.option(Config.redacted("DATABASE_URL")),
+      (url) => Redacted.value(url) !== ""
+    )
+    if (Option.isSome(database)) {
+      // the scheme only: the rest of the URL can hold a password
+      const scheme = /^[a-z]+/i.exec(Redacted.value(database.value))?.[0] ?? "?"
+      yield* Effect.logInfo(`session store: SQL (${scheme}), its table created at start if missing`)
+      // the SQL store's own variables, but the table is created at start unless SESSION_SQL_MIGRATE=false
+      return Sql.layerConfig({
+        ...Sql.defaultConfig,
+        migrate: Config.withDefault(Config.boolean("SESSION_SQL_MIGRATE"), true)
+      })
+    }
+    yield* Effect.logInfo(
+      "session store: in memory (set REDIS_URL or REDIS_CLUSTER_NODES to use Redis, DATABASE_URL for SQL)"
+    )
     return Memory.layerConfig()
   })
 )

@@ -234,9 +234,11 @@ const deleteUser = (statements: Statements, user: string, except: string | undef
   })
 
 /**
- * Creates the table and its expiry index if they do not exist. On PostgreSQL it holds an advisory lock
- * for the transaction, so that instances starting at once do not race on the catalog (`CREATE … IF NOT
- * EXISTS` alone can fail with a duplicate key there).
+ * Creates the table and its expiry index if they do not exist, under a lock named after the table, so
+ * that instances starting at once run it one after the other: on PostgreSQL an advisory lock for the
+ * transaction (`CREATE … IF NOT EXISTS` alone can fail there with a duplicate key in the catalog, 23505);
+ * on MySQL a `GET_LOCK` (InnoDB's metadata locks already serialise one `CREATE TABLE IF NOT EXISTS`; the
+ * lock keeps a migration of several statements safe too). SQLite serialises writers.
  */
 export const migrate = (statements: Statements): Effect.Effect<void, StoreError> => {
   const { sql } = statements
@@ -267,7 +269,9 @@ export const migrate = (statements: Statements): Effect.Effect<void, StoreError>
           yield* sql`CREATE INDEX IF NOT EXISTS ${index} ON ${table} (expires_at)`
         })),
       mysql: () =>
-        sql`CREATE TABLE IF NOT EXISTS ${table} (
+        withNamedLock(
+          statements,
+          sql`CREATE TABLE IF NOT EXISTS ${table} (
   user_key VARCHAR(128) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
   session_key VARCHAR(128) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
   version BIGINT NOT NULL,
@@ -277,7 +281,8 @@ export const migrate = (statements: Statements): Effect.Effect<void, StoreError>
   entry MEDIUMTEXT CHARACTER SET utf8mb4 NOT NULL,
   PRIMARY KEY (user_key, session_key),
   KEY ${index} (expires_at)
-) ENGINE = InnoDB`,
+) ENGINE = InnoDB`
+        ),
       orElse: () =>
         Effect.zipRight(
           sql`CREATE TABLE IF NOT EXISTS ${table} (
@@ -293,6 +298,26 @@ export const migrate = (statements: Statements): Effect.Effect<void, StoreError>
           sql`CREATE INDEX IF NOT EXISTS ${index} ON ${table} (expires_at)`
         )
     }))
+  )
+}
+
+/**
+ * Runs `effect` holding MySQL's named lock `effect-sessions:<table>` (at most 64 characters: the table
+ * name has at most 48), on one connection (a transaction reserves it; DDL commits implicitly, the lock is
+ * the session's and outlives that), released after it. The wait for the lock gives up a little before the
+ * operation's timeout, so that a lock is never granted to a connection whose operation was abandoned.
+ */
+const withNamedLock = <A>(statements: Statements, effect: Effect.Effect<A, SqlError>): Effect.Effect<A, SqlError> => {
+  const { sql } = statements
+  const name = `effect-sessions:${statements.table}`
+  const wait = Math.max(0.1, (statements.timeoutMillis * 0.8) / 1_000)
+  return sql.withTransaction(
+    Effect.acquireUseRelease(
+      sql<{ readonly locked: unknown }>`SELECT GET_LOCK(${name}, ${wait}) AS locked`,
+      // GET_LOCK answers 0 when the wait ran out: the operation's timeout answers that shortly after
+      (rows) => Number(rows[0]?.locked) === 1 ? effect : Effect.never,
+      () => Effect.ignore(sql`SELECT RELEASE_LOCK(${name})`)
+    )
   )
 }
 

@@ -273,7 +273,14 @@ const urlConfig: Config.Config<Redacted.Redacted<string>> = Config.redacted("DAT
   })
 )
 
-const defaultConfig: Config.Config.Wrap<ConfigOptions> = {
+/**
+ * What {@link layerConfig} reads by default, to change one field and keep the rest:
+ * `Sql.layerConfig({ ...Sql.defaultConfig, migrate: Config.withDefault(Config.boolean("SESSION_SQL_MIGRATE"), true) })`.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const defaultConfig: Config.Config.Wrap<ConfigOptions> = {
   url: urlConfig,
   table: optional(Config.string("SESSION_SQL_TABLE")),
   queryTimeout: optional(Config.duration("SESSION_SQL_QUERY_TIMEOUT")),

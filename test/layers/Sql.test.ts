@@ -1,19 +1,22 @@
 /**
  * The SQL store against real databases: SQLite (a temp file, and `:memory:` on better-sqlite3's single
- * connection) and a throwaway PostgreSQL started by the harness (test/support/postgres.ts; `DATABASE_URL`
- * replaces it). The shipped Store contract on each, then what the contract does not cover: migrations,
+ * connection), a throwaway PostgreSQL started by the harness (test/support/postgres.ts; `DATABASE_URL`
+ * replaces it) and a throwaway MariaDB (test/support/mariadb.ts; `MYSQL_URL` replaces it). The shipped Store contract on each, then what the contract does not cover: migrations,
  * garbage rows, a missing table, a hung database, and the `Sessions` service end to end.
  *
  * Tests that need their own table make one with a random name; the contract's cases write under random
  * users. Every test runs live: the contract runs on the real clock, and so do the timeouts here.
  */
+import * as MysqlClient from "@effect/sql-mysql2/MysqlClient"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import * as SqlClient from "@effect/sql/SqlClient"
+import * as Statement from "@effect/sql/Statement"
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import {
   ConfigError,
   ConfigProvider,
+  Context,
   Duration,
   Effect,
   Layer,
@@ -32,6 +35,7 @@ import * as Sql from "../../src/layers/Sql.js"
 import { encodeEntry, expiredRetention, Store, StoreError } from "../../src/Store.js"
 import * as StoreContract from "../../src/testing/StoreContract.js"
 import { makeEntry } from "../../src/testing/StoreContract.js"
+import { MariadbTest } from "../support/mariadb.js"
 import { PostgresTest } from "../support/postgres.js"
 import { type Data, sessionsOn } from "../support/redisStore.js"
 
@@ -52,20 +56,37 @@ const sqliteFile: Layer.Layer<SqlClient.SqlClient> = Layer.unwrapScoped(
 
 const sqliteMemory: Layer.Layer<SqlClient.SqlClient> = Layer.orDie(SqliteClient.layer({ filename: ":memory:" }))
 
-// One PostgreSQL for the whole file, started on first use.
-const postgres = ManagedRuntime.make(PostgresTest.layer)
-afterAll(() => postgres.dispose(), 60_000)
+/**
+ * One server for the whole file, started on first use and stopped after it, and a pool on it (20
+ * connections). The MariaDB's contract suite runs in SqlMysql.test.ts.
+ */
+const serverOf = <I>(
+  harness: Layer.Layer<I, unknown>,
+  url: (context: Context.Context<I>) => string,
+  client: (url: Redacted.Redacted<string>) => Layer.Layer<SqlClient.SqlClient, unknown>
+) => {
+  const runtime = ManagedRuntime.make(harness)
+  afterAll(() => runtime.dispose(), 60_000)
+  const layer = Layer.unwrapEffect(Effect.map(runtime.runtimeEffect, (rt) => client(Redacted.make(url(rt.context)))))
+  return { runtime, client: layer }
+}
 
-const postgresClient: Layer.Layer<SqlClient.SqlClient, unknown> = Layer.unwrapEffect(
-  Effect.map(postgres.runtimeEffect, (rt) => {
-    const { url } = rt.context.unsafeMap.get(PostgresTest.key) as PostgresTest["Type"]
-    return PgClient.layer({ url: Redacted.make(url), maxConnections: 20 })
-  })
+const postgres = serverOf(
+  PostgresTest.layer,
+  (context) => Context.get(context, PostgresTest).url,
+  (url) => PgClient.layer({ url, maxConnections: 20 })
 )
+const postgresClient = postgres.client
+const mariadbClient = serverOf(
+  MariadbTest.layer,
+  (context) => Context.get(context, MariadbTest).url,
+  (url) => MysqlClient.layer({ url, maxConnections: 20 })
+).client
 
 const databases: ReadonlyArray<readonly [string, Layer.Layer<SqlClient.SqlClient, unknown>]> = [
   ["SQLite (temp file)", sqliteFile],
-  ["PostgreSQL", postgresClient]
+  ["PostgreSQL", postgresClient],
+  ["MariaDB", mariadbClient]
 ]
 
 const storeOn = (client: Layer.Layer<SqlClient.SqlClient, unknown>, options: Sql.LayerOptions = {}) =>
@@ -110,13 +131,18 @@ for (const [name, client] of databases) {
       on(
         client,
         Effect.gen(function*() {
-          const table = randomTable()
-          yield* Effect.all(Array.from({ length: 4 }, () => Sql.migrate({ table })), { concurrency: "unbounded" })
-          const store = yield* Sql.make({ table })
-          expect(yield* store.save({ user: "u", session: "s" }, makeEntry({ expiresAt: Date.now() + hour }), "create"))
-            .toBe(true)
+          // each migrate on its own connection of the pool, as instances starting together would be; several
+          // fresh databases (tables), as a race on the catalog does not lose every time
+          for (let round = 0; round < 10; round++) {
+            const table = randomTable()
+            yield* Effect.all(Array.from({ length: 8 }, () => Sql.migrate({ table })), { concurrency: "unbounded" })
+            const store = yield* Sql.make({ table })
+            expect(
+              yield* store.save({ user: "u", session: "s" }, makeEntry({ expiresAt: Date.now() + hour }), "create")
+            ).toBe(true)
+          }
         })
-      ), 30_000)
+      ), 60_000)
 
     it.live("garbage in the table is no session, and list leaves it out", () =>
       on(
@@ -243,10 +269,55 @@ for (const [name, client] of databases) {
 }
 
 // -----------------------------------------------------------------------------
+// the README's table is what migrate runs
+// -----------------------------------------------------------------------------
+
+/** The README's ```sql block that starts with `-- <dialect>`, as its statements. */
+const readmeStatements = (dialect: string): ReadonlyArray<string> => {
+  const readme = Fs.readFileSync(Path.join(import.meta.dirname, "../../README.md"), "utf8")
+  const block = readme.split("```sql\n").slice(1).map((rest) => rest.slice(0, rest.indexOf("```")))
+    .find((block) => block.startsWith(`-- ${dialect}\n`))
+  expect(block, `README: a sql block starting with -- ${dialect}`).toBeDefined()
+  return block!.split("\n").filter((line) => !line.startsWith("--")).join("\n").split(";").map(normalise)
+    .filter((statement) => statement !== "")
+}
+
+/** Whitespace collapsed, identifier quotes dropped: the README shows the statements unquoted. */
+const normalise = (statement: string) => statement.replace(/["`]/g, "").replace(/\s+/g, " ").trim()
+
+const dialects = ["SQLite", "PostgreSQL", "MySQL/MariaDB"] as const
+
+describe("README: the table per dialect", () => {
+  databases.forEach(([name, client], i) => {
+    it.live(`is what migrate executes on ${name}`, () =>
+      on(
+        client,
+        Effect.gen(function*() {
+          const executed: Array<string> = []
+          yield* Sql.migrate().pipe(
+            Statement.withTransformer((statement) =>
+              Effect.sync(() => {
+                const [text] = statement.compile()
+                if (/^CREATE /.test(text)) executed.push(normalise(text))
+                return statement
+              })
+            )
+          )
+          expect(executed).toEqual(readmeStatements(dialects[i]!))
+        })
+      ), 30_000)
+  })
+})
+
+// -----------------------------------------------------------------------------
 // pruning
 // -----------------------------------------------------------------------------
 
-/** Inserts `count` rows of user `dead<i>` that expired at `expiresAt`, in one statement. */
+/**
+ * Inserts `count` rows of user `dead<i>` that expired at `expiresAt`: one statement on PostgreSQL and
+ * SQLite; on MySQL multi-row INSERTs of 2000 (MySQL 8 caps a recursive CTE at 1000 iterations, and `||` is
+ * OR there).
+ */
 const insertDead = (table: string, count: number, expiresAt: number) =>
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
@@ -256,6 +327,21 @@ const insertDead = (table: string, count: number, expiresAt: number) =>
         sql`INSERT INTO ${
           sql(table)
         } ${columns} SELECT 'dead' || i, 's', 0, ${expiresAt}, 0, 0, 'x' FROM generate_series(1, ${count}) AS i`,
+      mysql: () =>
+        Effect.forEach(Array.from({ length: Math.ceil(count / 2_000) }, (_, chunk) => chunk), (chunk) =>
+          sql`INSERT INTO ${sql(table)} ${
+            sql.insert(
+              Array.from({ length: Math.min(2_000, count - chunk * 2_000) }, (_, i) => ({
+                user_key: `dead${chunk * 2_000 + i + 1}`,
+                session_key: "s",
+                version: 0,
+                expires_at: expiresAt,
+                last_seen_at: 0,
+                created_at: 0,
+                entry: "x"
+              }))
+            )
+          }`, { discard: true }),
       orElse: () =>
         sql`WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < ${count}) INSERT INTO ${
           sql(table)
@@ -382,6 +468,16 @@ for (const [name, client] of databases) {
   })
 }
 
+/** Forks a transaction on a connection of its own that takes a lock by `take`, then runs `hold`; answers once
+ * the lock is held. */
+const holding = (take: Effect.Effect<unknown, unknown>, hold: Effect.Effect<unknown, unknown>) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const held = yield* Effect.makeLatch(false)
+    yield* Effect.forkScoped(sql.withTransaction(Effect.zipRight(Effect.zipRight(take, held.open), hold)))
+    yield* held.await
+  })
+
 describe("SQL store on PostgreSQL: a hung database", () => {
   it.live("an operation behind a held lock fails with a Timeout StoreError within the query timeout", () =>
     on(
@@ -391,20 +487,41 @@ describe("SQL store on PostgreSQL: a hung database", () => {
         const table = randomTable()
         yield* Sql.migrate({ table })
         const store = yield* Sql.make({ table, queryTimeout: "300 millis" })
-        const locked = yield* Effect.makeLatch(false)
         // another connection holds the table exclusively for 3 seconds
-        yield* Effect.forkScoped(sql.withTransaction(Effect.gen(function*() {
-          yield* sql`LOCK TABLE ${sql(table)} IN ACCESS EXCLUSIVE MODE`
-          yield* locked.open
-          yield* Effect.sleep("3 seconds")
-        })))
-        yield* locked.await
+        yield* holding(sql`LOCK TABLE ${sql(table)} IN ACCESS EXCLUSIVE MODE`, Effect.sleep("3 seconds"))
         const started = Date.now()
         const error = yield* Effect.flip(store.fetch({ user: "u", session: "s" }))
         expect(error.reason).toBe("Timeout")
         expect(Date.now() - started).toBeLessThan(1_500)
       })
     ), 30_000)
+})
+
+describe("SQL store on MariaDB: migrate's lock", () => {
+  it.live("migrate waits for the named lock another instance holds, and runs once it is released", () => {
+    const table = randomTable()
+    const lock = `effect-sessions:${table}`
+    return on(
+      mariadbClient,
+      Effect.gen(function*() {
+        const release = yield* Effect.makeLatch(false)
+        const sql = yield* SqlClient.SqlClient
+        // another instance, mid-migration: it holds the lock on a connection of its own
+        yield* holding(
+          sql`SELECT GET_LOCK(${lock}, 5)`,
+          Effect.zipRight(release.await, sql`SELECT RELEASE_LOCK(${lock})`)
+        )
+        const error = yield* Effect.flip(Sql.migrate({ table, queryTimeout: "500 millis" }))
+        expect(error.reason).toBe("Timeout")
+        expect(
+          yield* sql`SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = ${table}`
+        ).toEqual([])
+        yield* release.open
+        yield* Sql.migrate({ table })
+        expect(yield* rowCount(table)).toBe(0)
+      })
+    )
+  }, 30_000)
 })
 
 // -----------------------------------------------------------------------------
@@ -447,7 +564,7 @@ describe("SQL store: layerConfig", () => {
       yield* Effect.scoped(Effect.provide(roundTrip, Sql.layerConfig())).pipe(
         withEnv([["DATABASE_URL", url], ["SESSION_SQL_MIGRATE", "true"]])
       )
-    }).pipe(Effect.provide(postgres)), 30_000)
+    }).pipe(Effect.provide(postgres.runtime)), 30_000)
 
   it.live(
     "an unreachable database fails the layer with an Unavailable StoreError that never repeats the URL",
@@ -462,6 +579,23 @@ describe("SQL store: layerConfig", () => {
         expect((error as StoreError).reason).toBe("Unavailable")
         expect(JSON.stringify(error)).not.toContain("hunter2")
       }),
+    30_000
+  )
+
+  it.live(
+    "a role the database refuses fails the layer with an Authentication StoreError",
+    () =>
+      Effect.gen(function*() {
+        const { url } = yield* PostgresTest
+        const error = yield* Effect.flip(
+          Effect.scoped(Effect.provide(roundTrip, Sql.layerConfig())).pipe(
+            withEnv([["DATABASE_URL", url.replace("://postgres@", "://nobody-secret@")]])
+          )
+        )
+        expect(error).toBeInstanceOf(StoreError)
+        expect((error as StoreError).reason).toBe("Authentication")
+        expect(JSON.stringify(error)).not.toContain("secret")
+      }).pipe(Effect.provide(postgres.runtime)),
     30_000
   )
 

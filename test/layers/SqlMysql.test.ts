@@ -1,8 +1,9 @@
 /**
  * The SQL store on MySQL/MariaDB (the `mysql` dialect, on @effect/sql-mysql2) against a throwaway
  * MariaDB the harness starts (test/support/mariadb.ts; `MYSQL_URL` replaces it): the shipped Store
- * contract, and the `Sessions` service end to end. What the other dialects' file covers beyond that
- * (garbage, a missing table, pruning under load) is not yet run here.
+ * contract, and the `Sessions` service end to end. What the contract does not cover (migrations and
+ * their lock, garbage, a missing table, pruning under load) runs on MariaDB with the other dialects in
+ * Sql.test.ts; the outage over HTTP in SqlFault.test.ts.
  */
 import * as MysqlClient from "@effect/sql-mysql2/MysqlClient"
 import { afterAll, describe, expect, it } from "@effect/vitest"

@@ -3,14 +3,16 @@
  * into a fresh temp dir, then `mariadbd` (or `mysqld`) from PATH or /usr/sbin as a child process on a free
  * loopback port, `--skip-grant-tables`, the socket in the temp dir; as root the server runs as the user
  * `mysql`, which owns the dir. The scope stops it by its pid (SIGTERM; SIGKILL after a bounded wait) and
- * removes the dir. `MYSQL_URL` replaces the local server.
+ * removes the dir. `MYSQL_URL` replaces the local server. `startMariadbServer` also answers `stop` and `start`
+ * (same data dir, same port), for the fault tests.
  */
 import { Clock, Context, Data, Effect, Layer, Schedule, type Scope } from "effect"
-import { execFile, spawn } from "node:child_process"
+import { type ChildProcess, execFile, spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
+import type { DatabaseServer } from "./databaseServer.js"
 
 export class MariadbHarnessError extends Data.TaggedError("MariadbHarnessError")<{ readonly message: string }> {}
 
@@ -75,26 +77,31 @@ const awaitReady = (port: number, log: () => string) =>
     Effect.mapError(() => new MariadbHarnessError({ message: `the server did not start:\n${log()}` }))
   )
 
+/** A server the test may stop and start (see DatabaseServer). */
+export type MariadbServer = DatabaseServer<MariadbHarnessError>
+
 /** Starts a MariaDB on a free loopback port; the scope stops it by pid and removes its dir. */
-export const startMariadb: Effect.Effect<string, MariadbHarnessError, Scope.Scope> = Effect.gen(function*() {
-  const server = find(["mariadbd", "mysqld"])
-  if (server === undefined) return yield* missing("mariadbd (or mysqld)")
-  const install = find(["mariadb-install-db", "mysql_install_db"])
-  if (install === undefined) return yield* missing("mariadb-install-db (or mysql_install_db)")
-  const root = process.getuid?.() === 0
-  const dir = yield* Effect.acquireRelease(
-    Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "effect-sessions-mariadb-"))),
-    (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
-  )
-  if (root) yield* exec("chown", ["mysql:", dir], `chown ${dir} to mysql`)
-  const data = Path.join(dir, "data")
-  const user = root ? ["--user=mysql"] : []
-  yield* exec(install, ["--no-defaults", `--datadir=${data}`, ...user, "--skip-test-db"], "mariadb-install-db")
-  const port = yield* freePort
-  let log = ""
-  yield* Effect.acquireRelease(
-    Effect.sync(() => {
-      const child = spawn(server, [
+export const startMariadbServer: Effect.Effect<MariadbServer, MariadbHarnessError, Scope.Scope> = Effect.gen(
+  function*() {
+    const server = find(["mariadbd", "mysqld"])
+    if (server === undefined) return yield* missing("mariadbd (or mysqld)")
+    const install = find(["mariadb-install-db", "mysql_install_db"])
+    if (install === undefined) return yield* missing("mariadb-install-db (or mysql_install_db)")
+    const root = process.getuid?.() === 0
+    const dir = yield* Effect.acquireRelease(
+      Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "effect-sessions-mariadb-"))),
+      (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
+    )
+    if (root) yield* exec("chown", ["mysql:", dir], `chown ${dir} to mysql`)
+    const data = Path.join(dir, "data")
+    const user = root ? ["--user=mysql"] : []
+    yield* exec(install, ["--no-defaults", `--datadir=${data}`, ...user, "--skip-test-db"], "mariadb-install-db")
+    const port = yield* freePort
+    let log = ""
+    let child: ChildProcess | undefined
+    const running = () => child !== undefined && child.exitCode === null && child.signalCode === null
+    const spawnServer = Effect.sync(() => {
+      child = spawn(server, [
         "--no-defaults",
         `--datadir=${data}`,
         `--socket=${Path.join(dir, "sock")}`,
@@ -108,21 +115,40 @@ export const startMariadb: Effect.Effect<string, MariadbHarnessError, Scope.Scop
       const append = (chunk: Buffer) => {
         log = (log + chunk.toString("utf8")).slice(-8_000)
       }
-      child.stdout.on("data", append)
-      child.stderr.on("data", append)
+      child.stdout?.on("data", append)
+      child.stderr?.on("data", append)
       child.on("error", () => {})
-      return child
-    }),
-    (child) =>
-      Effect.gen(function*() {
-        if (child.exitCode !== null || child.signalCode !== null) return
-        const exited = Effect.async<void>((resume) => void child.once("exit", () => resume(Effect.void)))
-        child.kill("SIGTERM")
-        yield* Effect.timeout(exited, "10 seconds").pipe(
-          Effect.catchAll(() => Effect.zipRight(Effect.sync(() => child.kill("SIGKILL")), exited))
-        )
+    })
+    const stop = Effect.suspend(() => {
+      const current = child
+      if (current === undefined || !running()) return Effect.void
+      const exited = Effect.async<void>((resume) => {
+        if (current.exitCode !== null || current.signalCode !== null) return resume(Effect.void)
+        current.once("exit", () => resume(Effect.void))
       })
-  )
-  yield* awaitReady(port, () => log)
-  return `mysql://root@127.0.0.1:${port}/sessions`
-}).pipe(Effect.withClock(Clock.make()))
+      current.kill("SIGTERM")
+      return Effect.timeout(exited, "10 seconds").pipe(
+        Effect.catchAll(() => Effect.zipRight(Effect.sync(() => current.kill("SIGKILL")), exited))
+      )
+    }).pipe(Effect.withClock(Clock.make()))
+    // the harness's own ready check: it also creates the database `sessions` (kept across restarts)
+    const start = Effect.suspend(() =>
+      running() ? Effect.void : Effect.zipRight(spawnServer, awaitReady(port, () => log))
+    )
+      .pipe(Effect.withClock(Clock.make()))
+    yield* Effect.addFinalizer(() => stop)
+    yield* start
+    return {
+      url: `mysql://root@127.0.0.1:${port}/sessions`,
+      pid: Effect.sync(() => running() ? child?.pid : undefined),
+      stop,
+      start
+    }
+  }
+).pipe(Effect.withClock(Clock.make()))
+
+/** Starts a MariaDB on a free loopback port and answers its URL; the scope stops it and removes its dir. */
+export const startMariadb: Effect.Effect<string, MariadbHarnessError, Scope.Scope> = Effect.map(
+  startMariadbServer,
+  (server) => server.url
+)

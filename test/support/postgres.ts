@@ -6,7 +6,8 @@
  * 127.0.0.1, the socket in the data dir, fsync off. PostgreSQL refuses to run as root: as root the
  * harness runs both as the unprivileged user `postgres` (`runuser -u postgres --`), which owns the temp
  * dir. The scope stops the server by its pid (SIGINT, a fast shutdown; SIGKILL after a bounded wait)
- * and removes the dir. `DATABASE_URL` (a postgres:// URL) replaces the local server.
+ * and removes the dir. `DATABASE_URL` (a postgres:// URL) replaces the local server. `startPostgresServer`
+ * also answers `stop` and `start` (same data dir, same port), for the fault tests.
  *
  * The harness runs on the live clock even inside `it.effect`, whose TestClock would freeze its waits.
  */
@@ -16,6 +17,7 @@ import * as Fs from "node:fs"
 import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
+import type { DatabaseServer } from "./databaseServer.js"
 
 /** Why PostgreSQL could not be started; `message` says what is missing and how to get it. */
 export class PostgresHarnessError extends Data.TaggedError("PostgresHarnessError")<{
@@ -122,51 +124,67 @@ const stopByPid = (pid: number) =>
     for (let i = 0; i < 100 && alive(pid); i++) yield* Effect.sleep("50 millis")
   }).pipe(Effect.catchAllDefect(() => Effect.void))
 
+/** A server the test may stop and start (see DatabaseServer). */
+export type PostgresServer = DatabaseServer<PostgresHarnessError>
+
 /** Starts a PostgreSQL on a free loopback port; the scope stops it by pid and removes its data dir. */
-export const startPostgres: Effect.Effect<string, PostgresHarnessError, Scope.Scope> = Effect.gen(function*() {
-  const binaries = findBinaries()
-  if (binaries === undefined) return yield* missing("initdb and pg_ctl were not found")
-  const user = yield* serverUser()
-  const dir = yield* Effect.acquireRelease(
-    Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "effect-sessions-pg-"))),
-    (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
-  )
-  if (user !== undefined) yield* exec(["chown", ["-R", `${user}:`, dir]], `chown ${dir} to ${user}`)
-  const data = Path.join(dir, "data")
-  yield* exec(
-    asServerUser(user, binaries.initdb, ["-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"]),
-    "initdb"
-  )
-  const port = yield* freePort
-  const options = `-p ${port} -c listen_addresses=127.0.0.1 -k ${dir} -c fsync=off -c full_page_writes=off`
-  // pg_ctl leaves the server running on its own: the finalizer stops it by the pid it recorded
-  yield* Effect.addFinalizer(() =>
-    Effect.suspend(() => {
-      const pid = readPid(data)
-      return pid === undefined ? Effect.void : stopByPid(pid)
-    })
-  )
-  yield* exec(
-    asServerUser(user, binaries.pgCtl, [
-      "start",
-      "-w",
-      "-t",
-      "30",
-      "-D",
-      data,
-      "-l",
-      Path.join(dir, "log"),
-      "-o",
-      options
-    ]),
-    "pg_ctl start"
-  ).pipe(
-    Effect.mapError((error) =>
-      new PostgresHarnessError({ message: `${error.message}\nserver log:\n${readLog(Path.join(dir, "log"))}` })
+export const startPostgresServer: Effect.Effect<PostgresServer, PostgresHarnessError, Scope.Scope> = Effect.gen(
+  function*() {
+    const binaries = findBinaries()
+    if (binaries === undefined) return yield* missing("initdb and pg_ctl were not found")
+    const user = yield* serverUser()
+    const dir = yield* Effect.acquireRelease(
+      Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "effect-sessions-pg-"))),
+      (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
     )
-  )
-  return `postgres://postgres@127.0.0.1:${port}/postgres`
-}).pipe(Effect.withClock(Clock.make()))
+    if (user !== undefined) yield* exec(["chown", ["-R", `${user}:`, dir]], `chown ${dir} to ${user}`)
+    const data = Path.join(dir, "data")
+    yield* exec(
+      asServerUser(user, binaries.initdb, ["-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"]),
+      "initdb"
+    )
+    const port = yield* freePort
+    const options = `-p ${port} -c listen_addresses=127.0.0.1 -k ${dir} -c fsync=off -c full_page_writes=off`
+    const live = Clock.make()
+    const pid = Effect.sync(() => {
+      const pid = readPid(data)
+      return pid !== undefined && alive(pid) ? pid : undefined
+    })
+    const stop = Effect.flatMap(pid, (pid) => pid === undefined ? Effect.void : stopByPid(pid)).pipe(
+      Effect.withClock(live)
+    )
+    const start = exec(
+      asServerUser(user, binaries.pgCtl, [
+        "start",
+        "-w",
+        "-t",
+        "30",
+        "-D",
+        data,
+        "-l",
+        Path.join(dir, "log"),
+        "-o",
+        options
+      ]),
+      "pg_ctl start"
+    ).pipe(
+      Effect.asVoid,
+      Effect.mapError((error) =>
+        new PostgresHarnessError({ message: `${error.message}\nserver log:\n${readLog(Path.join(dir, "log"))}` })
+      )
+    )
+    // pg_ctl leaves the server running on its own: the finalizer stops it by the pid it recorded
+    yield* Effect.addFinalizer(() => stop)
+    yield* start
+    return { url: `postgres://postgres@127.0.0.1:${port}/postgres`, pid, stop, start }
+  }
+).pipe(Effect.withClock(Clock.make()))
+
+/** Starts a PostgreSQL on a free loopback port and answers its URL; the scope stops it and removes its dir. */
+export const startPostgres: Effect.Effect<string, PostgresHarnessError, Scope.Scope> = Effect.map(
+  startPostgresServer,
+  (server) => server.url
+)
 
 const readPid = (data: string): number | undefined => {
   try {
