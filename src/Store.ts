@@ -173,8 +173,10 @@ export class Store extends Context.Tag("effect-sessions/Store")<Store, StoreServ
 // -----------------------------------------------------------------------------
 
 /**
- * The store could not answer: the backend is unreachable, timed out, refused the credentials, is full,
- * or failed. Never used for "no such session". Answered with 503 over HTTP.
+ * The store could not answer: the backend is unreachable (`"Unavailable"`), timed out (`"Timeout"`),
+ * refused the credentials (`"Authentication"`), is full (`"Capacity"`), lacks its schema (`"Schema"`: the
+ * SQL store's table does not exist; run its migration), or failed (`"Unknown"`). Never used for "no such
+ * session". Answered with 503 over HTTP.
  *
  * It carries no cause: a driver's error keeps the command it failed on, and with it the session's
  * contents. `message` says what failed in words a log may keep.
@@ -185,7 +187,7 @@ export class Store extends Context.Tag("effect-sessions/Store")<Store, StoreServ
 export class StoreError extends HttpError.TaggedError<StoreError>("EffectSessionsStoreError")(
   "StoreError",
   {
-    reason: Schema.Literal("Unavailable", "Timeout", "Authentication", "Capacity", "Unknown"),
+    reason: Schema.Literal("Unavailable", "Timeout", "Authentication", "Capacity", "Schema", "Unknown"),
     message: Schema.String
   },
   { status: 503, headers: { "retry-after": "1" } }

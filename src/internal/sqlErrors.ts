@@ -79,7 +79,7 @@ export const classify = (operation: string, table: string, cause: unknown): Fail
   const what = error.code === "" ? error.name : `${error.name} ${error.code}`
   if (missingTable(error)) {
     return {
-      reason: "Unavailable",
+      reason: "Schema",
       message: `SQL store ${operation} failed: the table "${table}" does not exist; run Sql.migrate (or the ` +
         `layer with migrate: true), or create it with the SQL in the documentation of effect-sessions/layers/Sql`
     }

@@ -197,7 +197,7 @@ for (const [name, client] of databases) {
           ]
           for (const error of errors) {
             expect(error).toBeInstanceOf(StoreError)
-            expect(error.reason).toBe("Unavailable")
+            expect(error.reason).toBe("Schema")
             expect(error.message).toContain(`the table "${table}" does not exist`)
             expect(error.message).toContain("Sql.migrate")
             expect(JSON.stringify(error)).not.toContain("secret")
