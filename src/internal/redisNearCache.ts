@@ -52,9 +52,6 @@ export interface Settings {
   readonly heartbeatMillis: number
   /** The key of a user's hash, as the backend names it. */
   readonly userKey: (user: string) => string
-  /** Tracking mode: `"default"` (the one used) or `"bcast"` (for benchmarks). */
-  readonly mode?: "default" | "bcast" | undefined
-  readonly prefix: string
 }
 
 // -----------------------------------------------------------------------------
@@ -222,11 +219,6 @@ const makeState = (settings: Settings, data: Redis, invalidation: Redis) => {
   data.on("close", onDataClosed)
   data.on("ready", onReady)
 
-  const trackingArgs = (id: string) =>
-    settings.mode === "bcast"
-      ? ["TRACKING", "ON", "REDIRECT", id, "BCAST", "PREFIX", settings.prefix]
-      : ["TRACKING", "ON", "REDIRECT", id]
-
   const establishOnce = async () => {
     const started = generation
     if (stopped || data.status !== "ready" || invalidation.status !== "ready") return
@@ -238,7 +230,7 @@ const makeState = (settings: Settings, data: Redis, invalidation: Redis) => {
       if (epoch !== invalidationEpoch) return
       invalidationId = id
     }
-    await data.call("CLIENT", ...trackingArgs(invalidationId))
+    await data.call("CLIENT", "TRACKING", "ON", "REDIRECT", invalidationId)
     if (started === generation && !stopped) on = true
   }
 
@@ -348,7 +340,6 @@ const makeState = (settings: Settings, data: Redis, invalidation: Redis) => {
 
   return {
     isOn: () => on,
-    size: () => size,
     establish,
     heartbeat,
     stop,

@@ -484,7 +484,6 @@ const nearCacheSettings = (
     capacity,
     maxAgeMillis,
     heartbeatMillis,
-    prefix,
     userKey: (user) => hashKey(prefix, user)
   })
 }

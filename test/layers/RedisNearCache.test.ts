@@ -330,7 +330,6 @@ describe("Redis near-cache", () => {
           capacity: 100,
           maxAgeMillis: 3_600_000,
           heartbeatMillis: 1_000,
-          prefix,
           userKey: (user) => hashKey(prefix, user)
         },
         data,
