@@ -157,6 +157,19 @@ const isExpiring = (response: HttpClientResponse.HttpClientResponse) => {
   return cookie !== undefined && cookie.startsWith("session=;") && /Max-Age=0|Expires=Thu, 01 Jan 1970/.test(cookie)
 }
 
+/** The 503 of a store outage: `Retry-After`, and the error without the store's own message. */
+const expectOutage = (
+  answer: { readonly status: number; readonly response: HttpClientResponse.HttpClientResponse; readonly body: unknown }
+) => {
+  expect(answer.status).toBe(503)
+  expect(answer.response.headers["retry-after"]).toBe("1")
+  expect(answer.body).toEqual({
+    _tag: "StoreError",
+    reason: "Unavailable",
+    message: "the session store is unavailable"
+  })
+}
+
 const tokenShape = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{86}$/
 
 const login = (user: string, headers: Record<string, string> = {}) =>
@@ -262,14 +275,8 @@ describe("SessionApi (HttpApi middleware), cookie transport", () => {
       const anonymous = yield* get("/me")
       yield* outage.end
 
-      expect(during.status).toBe(503)
-      expect(during.response.headers["retry-after"]).toBe("1")
       // the store's own message (here "the test store is down (Outage.start)") never reaches the client
-      expect(during.body).toEqual({
-        _tag: "StoreError",
-        reason: "Unavailable",
-        message: "the session store is unavailable"
-      })
+      expectOutage(during)
       expect(loginDuring.status).toBe(503)
       expect(loginDuring.response.headers["retry-after"]).toBe("1")
       expect(loginDuring.body).toEqual(during.body)
@@ -457,13 +464,7 @@ describe("SessionApi.Optional: public endpoints personalised by the session", ()
       // no token, no store call: still served
       const anonymous = yield* get("/home")
       yield* outage.end
-      expect(during.status).toBe(503)
-      expect(during.response.headers["retry-after"]).toBe("1")
-      expect(during.body).toEqual({
-        _tag: "StoreError",
-        reason: "Unavailable",
-        message: "the session store is unavailable"
-      })
+      expectOutage(during)
       expect(anonymous.status).toBe(200)
     }).pipe(Effect.provide(serve())))
 

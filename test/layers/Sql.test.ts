@@ -101,6 +101,13 @@ StoreContract.suite("SQL on PostgreSQL", storeOn(postgresClient))
 // -----------------------------------------------------------------------------
 
 const randomTable = () => `t_${Crypto.randomBytes(6).toString("hex")}`
+
+/** A store on a fresh table of its own, migrated. */
+const freshStore = Effect.gen(function*() {
+  const table = randomTable()
+  yield* Sql.migrate({ table })
+  return { table, store: yield* Sql.make({ table }) }
+})
 const hour = 3_600_000
 const data: Data = { csrf: "csrf-token", visits: 3 }
 
@@ -116,9 +123,7 @@ for (const [name, client] of databases) {
       on(
         client,
         Effect.gen(function*() {
-          const table = randomTable()
-          yield* Sql.migrate({ table })
-          const store = yield* Sql.make({ table })
+          const { store, table } = yield* freshStore
           const key = { user: "u", session: "s" }
           const entry = makeEntry({ expiresAt: Date.now() + hour })
           expect(yield* store.save(key, entry, "create")).toBe(true)
@@ -149,9 +154,7 @@ for (const [name, client] of databases) {
         client,
         Effect.gen(function*() {
           const sql = yield* SqlClient.SqlClient
-          const table = randomTable()
-          yield* Sql.migrate({ table })
-          const store = yield* Sql.make({ table })
+          const { store, table } = yield* freshStore
           const good = makeEntry({ expiresAt: Date.now() + hour })
           const rows = [
             ["junk", "not json"],
@@ -230,9 +233,7 @@ for (const [name, client] of databases) {
       on(
         client,
         Effect.gen(function*() {
-          const table = randomTable()
-          yield* Sql.migrate({ table })
-          const store = yield* Sql.make({ table })
+          const { store, table } = yield* freshStore
           const retention = Duration.toMillis(expiredRetention)
           const key = { user: "u", session: "s" }
           const entry = makeEntry({ expiresAt: Date.now() - retention + 300 })
@@ -362,9 +363,7 @@ for (const [name, client] of databases) {
       on(
         client,
         Effect.gen(function*() {
-          const table = randomTable()
-          yield* Sql.migrate({ table })
-          const store = yield* Sql.make({ table })
+          const { store, table } = yield* freshStore
           const retention = Duration.toMillis(expiredRetention)
           yield* insertDead(table, 25, Date.now() - retention - 1_000)
           const recent = { user: "u", session: "recent" }
@@ -386,9 +385,7 @@ for (const [name, client] of databases) {
       on(
         client,
         Effect.gen(function*() {
-          const table = randomTable()
-          yield* Sql.migrate({ table })
-          const store = yield* Sql.make({ table })
+          const { store, table } = yield* freshStore
           const total = 100_000
           yield* insertDead(table, total, 1_000)
           const live = { user: "live", session: "s" }

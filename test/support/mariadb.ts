@@ -9,10 +9,10 @@
 import { Clock, Context, Data, Effect, Layer, Schedule, type Scope } from "effect"
 import { type ChildProcess, execFile, spawn } from "node:child_process"
 import * as Fs from "node:fs"
-import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import type { DatabaseServer } from "./databaseServer.js"
+import { freePort } from "./ports.js"
 
 export class MariadbHarnessError extends Data.TaggedError("MariadbHarnessError")<{ readonly message: string }> {}
 
@@ -56,14 +56,6 @@ const exec = (binary: string, args: ReadonlyArray<string>, what: string) =>
       ))
     return Effect.sync(() => child.kill("SIGKILL"))
   })
-
-const freePort = Effect.async<number>((resume) => {
-  const server = Net.createServer()
-  server.listen(0, "127.0.0.1", () => {
-    const port = (server.address() as Net.AddressInfo).port
-    server.close(() => resume(Effect.succeed(port)))
-  })
-})
 
 /** Connects (mysql2) until the server answers, then creates the database `sessions`. */
 const awaitReady = (port: number, log: () => string) =>

@@ -14,10 +14,10 @@
 import { Clock, Context, Data, Effect, Layer, type Scope } from "effect"
 import { execFile } from "node:child_process"
 import * as Fs from "node:fs"
-import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import type { DatabaseServer } from "./databaseServer.js"
+import { freePort } from "./ports.js"
 
 /** Why PostgreSQL could not be started; `message` says what is missing and how to get it. */
 export class PostgresHarnessError extends Data.TaggedError("PostgresHarnessError")<{
@@ -83,14 +83,6 @@ const exec = (command: readonly [string, ReadonlyArray<string>], what: string) =
     })
     return Effect.sync(() => child.kill("SIGKILL"))
   })
-
-const freePort = Effect.async<number>((resume) => {
-  const server = Net.createServer()
-  server.listen(0, "127.0.0.1", () => {
-    const port = (server.address() as Net.AddressInfo).port
-    server.close(() => resume(Effect.succeed(port)))
-  })
-})
 
 const serverUser = (): Effect.Effect<string | undefined, PostgresHarnessError> =>
   Effect.suspend(() => {

@@ -17,7 +17,6 @@ import {
 } from "effect"
 import type { Cluster, Redis } from "ioredis"
 import * as Crypto from "node:crypto"
-import * as Net from "node:net"
 import * as Auth from "../../src/Auth.js"
 import * as Session from "../../src/Session.js"
 import type { Key, Store } from "../../src/Store.js"
@@ -43,14 +42,7 @@ export const liveTest = <Env>(env: ManagedRuntime.ManagedRuntime<Env, unknown>) 
 export const call = (client: Redis | Cluster, command: string, ...args: Array<string | number>) =>
   Effect.promise(() => client.call(command, ...args))
 
-/** A loopback port nothing listens on (bound, then released). */
-export const freePort = Effect.async<number>((resume) => {
-  const server = Net.createServer()
-  server.listen({ host: "127.0.0.1", port: 0 }, () => {
-    const port = (server.address() as Net.AddressInfo).port
-    server.close(() => resume(Effect.succeed(port)))
-  })
-})
+export { freePort } from "./ports.js"
 
 /** 128 random bits, base64url: the alphabet of both parts of a real key. */
 export const randomPart = () => Crypto.randomBytes(16).toString("base64url")
