@@ -194,8 +194,10 @@ export const cookieOrHeader = (cookie: TransportService, header: TransportServic
 /**
  * @internal A response that depends on the request's token: `Vary` on the header that carries it, and
  * `Cache-Control: private` unless the response already says how it may be cached. Header by header with
- * `setHeader`: `HttpServerResponse.setHeaders` (`Headers.setAll`, two object spreads) costs about 4.5 µs
- * where two `setHeader` cost 0.25 µs, and this runs on every response to a request with a token.
+ * `setHeader`, not `HttpServerResponse.setHeaders` (`Headers.setAll`, two object spreads): this runs on
+ * every response to a request with a token, and the CPU profile of the HTTP benchmark (`npm run bench --
+ * profile`, bench/PROFILE.md at afac9b5) had `Headers.setAll` as the frame of session/memory that grew most over
+ * the floor (5.9 µs of wall time per request); it is absent from the profile since (464c758).
  */
 export const privateResponse = (
   response: HttpServerResponse.HttpServerResponse,
