@@ -51,6 +51,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as HttpError from "./internal/httpError.js"
+import * as Peek from "./internal/peek.js"
 
 // -----------------------------------------------------------------------------
 // models
@@ -324,7 +325,7 @@ export const makeStringOnly = (backend: StringBackend): StoreService => {
     }
     return entry.expiresAt + retention <= clock.unsafeCurrentTimeMillis() ? Option.none() : Option.some(entry)
   }
-  return make({
+  const store = make({
     // One step to find the fiber that runs the read and its clock (the expiry check needs it); the time is
     // read, and the value decoded, where the value arrives.
     fetch: (key, known) =>
@@ -344,6 +345,15 @@ export const makeStringOnly = (backend: StringBackend): StoreService => {
         return listed
       }),
     deleteUser: backend.deleteUser
+  })
+  // A backend that holds values in this process (the Redis store's near-cache) answers those reads on the
+  // reading fiber, decoded exactly as `fetch` decodes.
+  const peekString = Peek.peekStringOf(backend)
+  if (peekString === undefined) return store
+  return Peek.register(store, (key, known, fiber) => {
+    const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
+    const value = peekString(key, clock.unsafeCurrentTimeMillis())
+    return value === undefined ? undefined : read(value, known, clock)
   })
 }
 

@@ -8,6 +8,7 @@ import {
   ConfigProvider,
   Duration,
   Effect,
+  Either,
   Exit,
   FastCheck as fc,
   Layer,
@@ -22,7 +23,7 @@ import * as Auth from "../src/Auth.js"
 import * as Memory from "../src/layers/Memory.js"
 import * as SessionsTest from "../src/layers/Test.js"
 import * as Session from "../src/Session.js"
-import { type Entry, Store } from "../src/Store.js"
+import { around, type Entry, Store, StoreError } from "../src/Store.js"
 import { makeEntry } from "../src/testing/StoreContract.js"
 import { makeId } from "./support/ids.js"
 
@@ -590,6 +591,51 @@ describe("Sessions", () => {
         expect(view(yield* after.get(resigned))).toEqual(view(session))
         // Before the rotation reached it, a server with only the old key cannot read the new token.
         expect((yield* Effect.flip(before.get(resigned)))._tag).toBe("BadSignature")
+      }))
+  })
+
+  describe("the in-process read (a store that holds its entries answers on the reading fiber)", () => {
+    // The memory store answers reads without an effect of its own; a wrapper or a copy of it must still
+    // have its own `fetch` run, or a test's switch that takes the store down would be bypassed.
+    const outage = new StoreError({ reason: "Unavailable", message: "down" })
+    const readThrough = (wrap: (store: Store["Type"]) => Store["Type"]) =>
+      Effect.gen(function*() {
+        const memory = yield* Memory.make()
+        const sessionsOver = (store: Store["Type"]) =>
+          AppSession.pipe(Effect.provide(
+            Session.layer(AppSession, { ttl }).pipe(
+              Layer.provide(Layer.merge(Layer.succeed(Store, store), Auth.layer({ keys: [key] })))
+            )
+          ))
+        const key = otherKey()
+        const { token } = yield* (yield* sessionsOver(memory)).issue("user-1", data)
+        // read once straight from the memory store, so the token is known verified to both services
+        expect((yield* (yield* sessionsOver(memory)).get(token)).userId).toBe("user-1")
+        return yield* Effect.either((yield* sessionsOver(wrap(memory))).get(token))
+      })
+
+    it.scoped("a Store.around wrapper of the memory store is never bypassed", () =>
+      Effect.gen(function*() {
+        const read = yield* readThrough((store) =>
+          around(store, (op, effect) => op === "fetch" ? Effect.fail(outage) : effect)
+        )
+        expect(Either.isLeft(read) && read.left._tag).toBe("StoreError")
+      }))
+
+    it.scoped("a copy of the memory store with a fetch of its own is read through that fetch", () =>
+      Effect.gen(function*() {
+        const read = yield* readThrough((store) => ({ ...store, fetch: () => Effect.fail(outage) }))
+        expect(Either.isLeft(read) && read.left._tag).toBe("StoreError")
+      }))
+
+    it.scoped("the memory store itself answers, and judges expiry by the reading fiber's clock", () =>
+      Effect.gen(function*() {
+        const read = yield* readThrough((store) => store)
+        expect(Either.isRight(read) && read.right.userId).toBe("user-1")
+        const sessions = yield* AppSession.pipe(Effect.provide(TestLayer))
+        const { token } = yield* sessions.issue("user-2", data)
+        yield* TestClock.adjust(Duration.sum(ttl, "1 second"))
+        expect((yield* Effect.flip(sessions.get(token)))._tag).toBe("Expired")
       }))
   })
 

@@ -19,6 +19,7 @@ import { parseId, secretDigest } from "./ids.js"
 import * as Lifetime from "./lifetime.js"
 import * as Lock from "./lock.js"
 import { observeStore } from "./metrics.js"
+import { type Peek, peekOf } from "./peek.js"
 import * as Verified from "./verified.js"
 
 /**
@@ -51,6 +52,8 @@ export interface Core<A> {
   readonly store: StoreService
   /** The store untimed: the hot read path times its one fetch itself. */
   readonly backend: StoreService
+  /** The store's read without a round trip, when it has one (peek.ts). */
+  readonly peek: Peek | undefined
   /** Whether to record the metrics. */
   readonly observe: boolean
   readonly traceReads: boolean
@@ -106,6 +109,7 @@ export const make = <A, I>(
       auth: parts.auth,
       store: observe ? parts.around(parts.store, observeStore) : parts.store,
       backend: parts.store,
+      peek: peekOf(parts.store),
       observe,
       traceReads: options.traceReads === true,
       lifetime,

@@ -49,6 +49,12 @@ export const readWith = <A, X, E, R>(
     return k.refused(checked)
   }
   const start = core.observe ? performance.now() : 0
+  // A store that holds the entry in this process answers on this fiber: no effect, no step.
+  const peeked = core.peek === undefined ? undefined : core.peek(checked.key, checked.entry, fiber)
+  if (peeked !== undefined) {
+    if (core.observe) recordStore("fetch", start, false)
+    return validate(core, fiber, checked, peeked, renew, k)
+  }
   return Effect.matchEffect(core.backend.fetch(checked.key, checked.entry), {
     onFailure: (error) => {
       if (core.observe) recordStore("fetch", start, true)

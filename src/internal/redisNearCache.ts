@@ -40,6 +40,7 @@ import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import type { Redis } from "ioredis"
 import type { Key, StoreError, StringBackend } from "../Store.js"
+import * as Peek from "./peek.js"
 import { classify, type Failure } from "./redisErrors.js"
 
 /** How the near-cache is set up. */
@@ -380,7 +381,16 @@ const dropping = <A, E>(state: State, user: string, write: Effect.Effect<A, E>):
     return Effect.ensuring(write, Effect.sync(() => state.dropUser(name)))
   })
 
-const wrap = (state: State, backend: StringBackend): StringBackend => ({
+const wrap = (state: State, backend: StringBackend): StringBackend =>
+  Peek.registerString(wrapped(state, backend), (key, now) => {
+    // a hit is answered on the reading fiber; a miss or a bypassed read goes on to `fetch`, which counts it
+    if (!state.isOn()) return undefined
+    const cached = state.lookup(state.userKey(key.user), key.session, now)
+    if (cached !== undefined) metrics.hits.unsafeUpdate(1, noTags)
+    return cached
+  })
+
+const wrapped = (state: State, backend: StringBackend): StringBackend => ({
   fetch: <A>(key: Key, decode: (value: string | undefined) => A) =>
     Effect.withFiberRuntime<A, StoreError>((fiber) => {
       if (!state.isOn()) {

@@ -28,12 +28,14 @@
 import * as Clock from "effect/Clock"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
+import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
+import * as Peek from "../internal/peek.js"
 import {
   type Cap,
   type Entry,
@@ -99,7 +101,7 @@ export const make = (options: Options = {}): Effect.Effect<MemoryStore, never, S
     const state = makeState(options)
     const sweep = Effect.map(Clock.currentTimeMillis, (now) => dropExpired(state, now - retention))
     yield* Effect.forkScoped(Effect.schedule(sweep, Schedule.spaced(options.sweepInterval ?? Duration.minutes(1))))
-    return {
+    const store: MemoryStore = {
       ...makeStore({
         fetch: (key) =>
           Effect.clockWith((clock) => Effect.sync(() => find(state, key, clock.unsafeCurrentTimeMillis()))),
@@ -117,6 +119,12 @@ export const make = (options: Options = {}): Effect.Effect<MemoryStore, never, S
       size: Effect.sync(() => state.size),
       sweep
     }
+    // every read is answered in process: on the reading fiber, by its clock
+    return Peek.register(
+      store,
+      (key, _known, fiber) =>
+        find(state, key, Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis())
+    )
   })
 
 /**
