@@ -8,11 +8,12 @@
  *   nothing will read, so both modes receive the same request bytes.
  * - `GET /check` — `session` mode: 200 `u1` for a valid session (the session middleware and `require`),
  *   401 otherwise. `base` mode: 200 `u1` without reading anything.
- * - `floor` mode: the `session` routes behind {@link constantSession} instead of the session middleware.
+ * - `floor` mode: the `session` routes behind {@link constantSession} instead of the session middleware;
+ *   `floor-vary` behind {@link constantSessionWithVary}.
  * - `GET /span` — `span` or `none`: whether the request runs inside a span, so the harness can check
  *   that a disabled tracer really is. Never measured.
  */
-import type * as HttpApp from "@effect/platform/HttpApp"
+import * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Config from "effect/Config"
@@ -24,6 +25,7 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as Auth from "../src/Auth.js"
+import { privateResponse } from "../src/internal/transport.js"
 import * as SessionHttp from "../src/layers/Http.js"
 import * as Memory from "../src/layers/Memory.js"
 import * as RedisStore from "../src/layers/Redis.js"
@@ -51,6 +53,19 @@ export const constantSession = (session: Session.Session<{ readonly csrf: string
         app as HttpApp.Default<E, Exclude<R, Session.CurrentSession<BenchSession>>>
       )
     )
+}
+
+/**
+ * The floor plus what the shipped middleware adds to every request that carries a token before it looks
+ * anything up: the pre-response hook that puts `Vary: Cookie` and `Cache-Control: private` on the response.
+ */
+export const constantSessionWithVary = (session: Session.Session<{ readonly csrf: string }>) => {
+  const floor = constantSession(session)
+  const vary = HttpApp.appendPreResponseHandler((_request, response) =>
+    Effect.succeed(privateResponse(response, "Cookie"))
+  )
+  return <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, Exclude<R, Session.CurrentSession<BenchSession>>> =>
+    Effect.zipRight(vary, floor(app))
 }
 
 const spanRoute = HttpRouter.get(

@@ -15,7 +15,8 @@
  *
  * `--mode floor` serves the `session` routes behind `constantSession` (bench/app.ts): one session issued at
  * startup is added to every request's context, nothing is read. It measures what the structure of a
- * session middleware costs by itself.
+ * session middleware costs by itself. `--mode floor-vary` adds the `Vary`/`Cache-Control` pre-response hook
+ * the session middleware registers for every request with a token.
  *
  * `--tracer off` applies `HttpMiddleware.withTracerDisabledWhen(() => true)` to the served layer, so the
  * per-request span of `HttpServer.serve` is not created; `on` (the default) leaves Effect's default
@@ -34,9 +35,17 @@ import * as Layer from "effect/Layer"
 import * as Http from "node:http"
 import { parseArgs } from "node:util"
 import * as Auth from "../src/Auth.js"
-import { baseRouter, BenchHttp, BenchSession, constantSession, sessionRouter, sessionsLayer } from "./app.js"
+import {
+  baseRouter,
+  BenchHttp,
+  BenchSession,
+  constantSession,
+  constantSessionWithVary,
+  sessionRouter,
+  sessionsLayer
+} from "./app.js"
 
-const usage = "usage: http-server.ts --port <n> --mode base|session|floor --store memory|redis|postgres " +
+const usage = "usage: http-server.ts --port <n> --mode base|session|floor|floor-vary --store memory|redis|postgres " +
   "[--redis-url <url>] [--database-url <postgres://…>] [--tracer on|off] [--near-cache on|off]"
 
 const parse = () => {
@@ -54,8 +63,8 @@ const parse = () => {
   const port = Number(values.port)
   const { mode, store, tracer } = values
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port is required\n${usage}`)
-  if (mode !== "base" && mode !== "session" && mode !== "floor") {
-    throw new Error(`--mode must be base, session or floor\n${usage}`)
+  if (mode !== "base" && mode !== "session" && mode !== "floor" && mode !== "floor-vary") {
+    throw new Error(`--mode must be base, session, floor or floor-vary\n${usage}`)
   }
   if (store !== "memory" && store !== "redis" && store !== "postgres") {
     throw new Error(`--store must be memory, redis or postgres\n${usage}`)
@@ -86,17 +95,20 @@ const options = parse()
 // The process's CPU time so far (µs, user and system), read by the harness before and after a measured run.
 const cpu = HttpRouter.get("/cpu", Effect.sync(() => HttpServerResponse.unsafeJson(process.cpuUsage())))
 
-const floor = Layer.unwrapEffect(
-  Effect.map(
-    Effect.flatMap(BenchSession, (sessions) => sessions.issue("u1", { csrf: Auth.randomId(16) })),
-    ({ session }) => HttpServer.serve(sessionRouter.pipe(cpu), constantSession(session))
+const floor = (middleware: typeof constantSession) =>
+  Layer.unwrapEffect(
+    Effect.map(
+      Effect.flatMap(BenchSession, (sessions) => sessions.issue("u1", { csrf: Auth.randomId(16) })),
+      ({ session }) => HttpServer.serve(sessionRouter.pipe(cpu), middleware(session))
+    )
   )
-)
 
 const served = options.mode === "base"
   ? HttpServer.serve(baseRouter.pipe(cpu))
-  : options.mode === "floor"
-  ? floor.pipe(Layer.provide(sessionsLayer(options.store)))
+  : options.mode === "floor" || options.mode === "floor-vary"
+  ? floor(options.mode === "floor" ? constantSession : constantSessionWithVary).pipe(
+    Layer.provide(sessionsLayer(options.store))
+  )
   : HttpServer.serve(sessionRouter.pipe(cpu), BenchHttp.middleware).pipe(Layer.provide(sessionsLayer(options.store)))
 
 served.pipe(

@@ -1,8 +1,11 @@
 /**
- * The HTTP benchmark: bench/http-server.ts in `base` and `session` mode (in-memory and Redis stores), each
- * with Effect's default tracer on and off, and in `floor` mode (a constant session, tracer on), driven by autocannon from this process. Every run starts its own
- * server process on a free port and stops it afterwards; configurations alternate order from round to
- * round (A…F, F…A, …), and the claims are ratios of medians measured in the same run.
+ * The HTTP benchmark: bench/http-server.ts in `base` and `session` mode (in-memory and Redis stores, the
+ * Redis store with and without its near-cache), with Effect's default tracer on and off, and in `floor`
+ * modes (a constant session, with and without the caching headers' hook). The bars come from paired runs
+ * (`runPaired`): the two servers of a comparison at once, pinned to one CPU, each under its own autocannon
+ * process, so that the shared machine's noise lands on both. The same configurations then run one after
+ * the other (`run`), for absolute figures. Every server is a fresh process on a free port, stopped
+ * afterwards; the order alternates from round to round.
  */
 import autocannon from "autocannon"
 import * as Duration from "effect/Duration"
@@ -36,17 +39,25 @@ const cookieName = Transport.cookieName(cookieOptions)
 
 export interface Configuration {
   readonly id: string
-  readonly mode: "base" | "session" | "floor"
+  readonly mode: "base" | "session" | "floor" | "floor-vary"
   readonly store: "memory" | "redis"
   readonly tracer: "on" | "off"
   /** The Redis store's near-cache (`--near-cache on`). */
   readonly nearCache?: boolean
+  /** Measured in the paired runs only. */
+  readonly pairedOnly?: boolean
 }
 
 export const label = (c: Configuration) =>
-  `${c.mode === "base" ? "base" : c.mode === "floor" ? "floor (constant session, no lookup)" : `session/${c.store}`}${
-    c.nearCache === true ? " + near-cache" : ""
-  }, tracer ${c.tracer}`
+  `${
+    c.mode === "base"
+      ? "base"
+      : c.mode === "floor"
+      ? "floor (constant session, no lookup)"
+      : c.mode === "floor-vary"
+      ? "floor + the Vary/Cache-Control hook"
+      : `session/${c.store}`
+  }${c.nearCache === true ? " + near-cache" : ""}, tracer ${c.tracer}`
 
 export const configurations: ReadonlyArray<Configuration> = [
   { id: "A", mode: "base", store: "memory", tracer: "on" },
@@ -58,7 +69,9 @@ export const configurations: ReadonlyArray<Configuration> = [
   { id: "E", mode: "session", store: "memory", tracer: "off" },
   { id: "F", mode: "session", store: "redis", tracer: "off" },
   // Not a bar: what the structure of a session middleware costs with nothing to look up.
-  { id: "G", mode: "floor", store: "memory", tracer: "on" }
+  { id: "G", mode: "floor", store: "memory", tracer: "on" },
+  // The floor with the caching headers' hook: with G and B, where a session's cost goes.
+  { id: "V", mode: "floor-vary", store: "memory", tracer: "on", pairedOnly: true }
 ]
 
 export interface Server {
@@ -96,11 +109,15 @@ export const startServer = (
     readonly stopGrace?: Duration.DurationInput
     /** A directory from `compileServer`: run its plain JavaScript instead of the TypeScript under tsx. */
     readonly compiled?: string | undefined
+    /** The CPU to pin the server to (`taskset -c`), when the machine has `taskset`. */
+    readonly pin?: number | undefined
   } = {}
 ): Effect.Effect<Server, ChildError, Scope.Scope> =>
   Effect.gen(function*() {
     const port = yield* freePort
-    const child = yield* spawnChild(process.execPath, [
+    const pinned = options.pin === undefined ? [] : ["-c", String(options.pin), process.execPath]
+    const child = yield* spawnChild(options.pin === undefined ? process.execPath : "taskset", [
+      ...pinned,
       ...(options.nodeArgs ?? []),
       ...(options.compiled === undefined
         ? ["--import", "tsx", "bench/http-server.ts"]
@@ -220,7 +237,8 @@ export const run = (redis: RedisServer, settings: Settings) =>
   Effect.gen(function*() {
     const runs: Array<Run> = []
     for (let round = 0; round < settings.rounds; round++) {
-      const order = round % 2 === 0 ? configurations : [...configurations].reverse()
+      const sequential = configurations.filter((c) => c.pairedOnly !== true)
+      const order = round % 2 === 0 ? sequential : [...sequential].reverse()
       for (const config of order) {
         const measured = yield* Effect.scoped(Effect.gen(function*() {
           const server = yield* startServer(config, redis, { compiled: settings.compiled })
@@ -242,6 +260,140 @@ export const run = (redis: RedisServer, settings: Settings) =>
           } req/s, ${x(measured.cpuPerRequest)} µs CPU/req, p50 ${x(measured.p50)} ms, p99 ${
             x(measured.p99)
           } ms, non-2xx ${measured.non2xx}, errors ${measured.errors}`
+        )
+      }
+    }
+    return runs
+  })
+
+// -----------------------------------------------------------------------------
+// paired runs
+// -----------------------------------------------------------------------------
+
+/**
+ * The comparisons the bars are made of, each measured as a pair: `of` and its `against`, both servers
+ * running at once.
+ */
+export const pairs: ReadonlyArray<{ readonly of: string; readonly against: string }> = [
+  { of: "B", against: "A" },
+  { of: "C", against: "A" },
+  { of: "H", against: "A" },
+  { of: "H", against: "B" },
+  { of: "G", against: "A" },
+  { of: "V", against: "G" },
+  { of: "B", against: "V" },
+  { of: "E", against: "D" },
+  { of: "F", against: "D" }
+]
+
+export interface PairedRun {
+  readonly of: Configuration
+  readonly against: Configuration
+  readonly round: number
+  readonly pinned: number | undefined
+  /** `of`'s load, CPU µs per request, then `against`'s. */
+  readonly results: readonly [Load & { readonly cpuPerRequest: number }, Load & { readonly cpuPerRequest: number }]
+}
+
+/** The last CPU, when `taskset` can pin a process to it and another CPU is left for the load. */
+export const pinnableCpu: Effect.Effect<number | undefined> = promise(async () => {
+  const cores = Os.availableParallelism()
+  if (cores < 2) return undefined
+  const { spawnSync } = await import("node:child_process")
+  return spawnSync("taskset", ["-c", String(cores - 1), "true"]).status === 0 ? cores - 1 : undefined
+})
+
+const byId = (id: string) => configurations.find((c) => c.id === id)!
+
+/**
+ * autocannon as a process of its own (one per server of a pair, pinned off the servers' CPU when `pin`
+ * is set): one load generator in the bench process could not keep two servers busy, and the pair's ratio
+ * would then measure the generator. Its latency percentiles are autocannon's own (whole milliseconds).
+ */
+export const loadProcess = (
+  server: Server,
+  seconds: number,
+  connections: number,
+  pin: number | undefined
+): Effect.Effect<Load, ChildError> =>
+  Effect.tryPromise({
+    try: async () => {
+      const { execFile } = await import("node:child_process")
+      const args = [
+        Path.join("node_modules", "autocannon", "autocannon.js"),
+        ...["-j", "-c", String(connections), "-d", String(seconds), "-t", "10"],
+        ...["-H", `cookie: ${server.cookie}`, `${server.url}/check`]
+      ]
+      const [command, argv] = pin === undefined || pin === 0
+        ? [process.execPath, args]
+        : ["taskset", ["-c", pin === 1 ? "0" : `0-${pin - 1}`, process.execPath, ...args]]
+      const stdout = await new Promise<string>((resolve, reject) =>
+        execFile(command, argv, { maxBuffer: 1 << 24 }, (error, out) => error === null ? resolve(out) : reject(error))
+      )
+      const result = JSON.parse(stdout) as {
+        readonly duration: number
+        readonly requests: { readonly total: number }
+        readonly latency: { readonly p50: number; readonly p99: number }
+        readonly non2xx: number
+        readonly errors: number
+        readonly timeouts: number
+      }
+      return {
+        requestsPerSecond: result.requests.total / result.duration,
+        p50: result.latency.p50,
+        p99: result.latency.p99,
+        responses: result.requests.total,
+        non2xx: result.non2xx,
+        errors: result.errors,
+        timeouts: result.timeouts
+      }
+    },
+    catch: (cause) => new ChildError({ message: `autocannon against ${server.url}: ${String(cause)}` })
+  })
+
+/**
+ * Each pair's two servers run at the same time, pinned to the same CPU (when `taskset` can; the load
+ * generator and redis-server get the others), each under half the connections, measured over the same
+ * seconds, each loaded by an autocannon process of its own. The kernel shares that CPU between the two busy servers, so each one's req/s is what its own CPU
+ * cost per request allows, and whatever the rest of a shared machine does in those seconds (other tenants,
+ * frequency changes, the host's own scheduling) lands on both: a ratio of one pair moves by a hundredth
+ * where a ratio of two runs a minute apart moved by a fifth (bench/RESULTS.md keeps both).
+ */
+export const runPaired = (redis: RedisServer, settings: Settings) =>
+  Effect.gen(function*() {
+    const pin = yield* pinnableCpu
+    const runs: Array<PairedRun> = []
+    const half = Math.max(1, Math.floor(settings.connections / 2))
+    for (let round = 0; round < settings.rounds; round++) {
+      const order = round % 2 === 0 ? pairs : [...pairs].reverse()
+      for (const pair of order) {
+        const of = byId(pair.of)
+        const against = byId(pair.against)
+        const results = yield* Effect.scoped(Effect.gen(function*() {
+          const servers = yield* Effect.all(
+            [of, against].map((config) => startServer(config, redis, { compiled: settings.compiled, pin }))
+          )
+          const both = <A>(f: (server: Server) => Effect.Effect<A, ChildError>) =>
+            Effect.all(servers.map(f), { concurrency: "unbounded" })
+          if (settings.warmup > 0) yield* both((server) => loadProcess(server, settings.warmup, half, pin))
+          const before = yield* both(cpuTime)
+          const measured = yield* both((server) => loadProcess(server, settings.seconds, half, pin))
+          const after = yield* both(cpuTime)
+          return measured.map((m, i) => ({ ...m, cpuPerRequest: (after[i]! - before[i]!) / m.responses }))
+        })).pipe(
+          Effect.timeoutFail({
+            duration: Duration.seconds(settings.warmup + settings.seconds + 60),
+            onTimeout: () => new ChildError({ message: `${of.id} with ${against.id}: the run did not finish in time` })
+          })
+        )
+        const [a, b] = results as [PairedRun["results"][0], PairedRun["results"][1]]
+        runs.push({ of, against, round, pinned: pin, results: [a, b] })
+        yield* Effect.logInfo(
+          `http paired: round ${round + 1}/${settings.rounds} ${of.id} with ${against.id}: ${
+            n(a.requestsPerSecond)
+          } and ${n(b.requestsPerSecond)} req/s (${x(a.requestsPerSecond / b.requestsPerSecond)}), ${
+            x(a.cpuPerRequest)
+          } and ${x(b.cpuPerRequest)} µs CPU/req`
         )
       }
     }
@@ -335,14 +487,94 @@ export const evaluate = (runs: ReadonlyArray<Run>) => {
   return { ratios, bars, rps, p99, cpu, of, rounds }
 }
 
+/** The bars, from the paired runs: medians over the rounds of each pair's ratio. */
+export const evaluatePaired = (paired: ReadonlyArray<PairedRun>, runs: ReadonlyArray<Run>) => {
+  const of = (id: string, against: string) => paired.filter((r) => r.of.id === id && r.against.id === against)
+  const ratio = (id: string, against: string, pick: (load: PairedRun["results"][0]) => number) => {
+    const values = of(id, against).map(({ results: [a, b] }) => pick(a) / pick(b))
+    return { median: median(values), range: range(values, x) }
+  }
+  const rate = (load: Load) => load.requestsPerSecond
+  const cpuRate = (load: { readonly cpuPerRequest: number }) => 1 / load.cpuPerRequest
+  const p99 = (load: Load) => 1 / load.p99
+  const rows = pairs.map(({ against, of: id }) => ({
+    id,
+    against,
+    rps: ratio(id, against, rate),
+    cpu: ratio(id, against, cpuRate),
+    // p99 of `of` over p99 of `against` (the inverse of the rate-like ratio above)
+    p99: 1 / ratio(id, against, p99).median
+  }))
+  const get = (id: string, against: string) => rows.find((r) => r.id === id && r.against === against)!
+  const loads = [...paired.flatMap((r) => r.results), ...runs]
+  const clean = loads.filter((r) => r.non2xx === 0 && r.errors === 0 && r.timeouts === 0).length
+  const atLeast = (name: string, value: number, target: number): Bar => ({
+    name,
+    value: x(value),
+    bar: `≥ ${target.toFixed(2)}`,
+    pass: value >= target
+  })
+  const bars: ReadonlyArray<Bar> = [
+    atLeast("session/memory ÷ base (tracer on), req/s", get("B", "A").rps.median, 0.95),
+    atLeast("session/Redis ÷ base (tracer on), req/s", get("C", "A").rps.median, 0.80),
+    atLeast("session/Redis + near-cache ÷ base (tracer on), req/s", get("H", "A").rps.median, 0.90),
+    atLeast("session/Redis + near-cache ÷ session/memory (tracer on), req/s", get("H", "B").rps.median, 0.95),
+    atLeast("session/Redis ÷ base (tracer off, both), req/s", get("F", "D").rps.median, 0.75),
+    {
+      name: "p99 session/Redis ÷ p99 base (tracer on)",
+      value: x(get("C", "A").p99),
+      bar: "≤ 1.50",
+      pass: get("C", "A").p99 <= 1.5
+    },
+    {
+      name: "runs (paired and sequential, every server) with zero non-2xx and zero errors",
+      value: `${clean} of ${loads.length}`,
+      bar: "all",
+      pass: clean === loads.length
+    }
+  ]
+  return { bars, rows }
+}
+
 /**
  * `firstReadMicros`: what the first request of a token costs over the next ones (CPU µs), from the
  * in-process table of the same run, when the micro step ran.
  */
-export const report = (runs: ReadonlyArray<Run>, settings: Settings, firstReadMicros?: number): string => {
+export const report = (
+  runs: ReadonlyArray<Run>,
+  paired: ReadonlyArray<PairedRun>,
+  settings: Settings,
+  firstReadMicros?: number
+): string => {
   const signed = (value: number) => `${value >= 0 ? "+" : ""}${x(value)}`
-  const { bars, cpu, of, ratios, rounds } = evaluate(runs)
-  const perConfig = configurations.map((c) => {
+  const { cpu, of, ratios, rounds } = evaluate(runs)
+  const sequentialBars = evaluate(runs).bars
+  const { bars, rows } = evaluatePaired(paired, runs)
+  const pinned = paired[0]?.pinned
+  const pairedRatio = (id: string, against: string) =>
+    rows.find((r) => r.id === id && r.against === against)?.rps.median ?? NaN
+  const pairedRows = rows.map((r) => [
+    `${label(byId(r.id))} ÷ ${label(byId(r.against))}`,
+    x(r.rps.median),
+    r.rps.range,
+    x(r.cpu.median),
+    r.cpu.range,
+    x(r.p99)
+  ])
+  const everyPair = paired.map(({ against, of: ofConfig, results: [a, b], round }) => [
+    String(round + 1),
+    `${ofConfig.id} with ${against.id}`,
+    n(a.requestsPerSecond),
+    n(b.requestsPerSecond),
+    x(a.requestsPerSecond / b.requestsPerSecond),
+    x(a.cpuPerRequest),
+    x(b.cpuPerRequest),
+    x(a.p99),
+    x(b.p99),
+    String(a.non2xx + b.non2xx),
+    String(a.errors + b.errors)
+  ])
+  const perConfig = configurations.filter((c) => c.pairedOnly !== true).map((c) => {
     const rs = of(c.id)
     return [
       c.id,
@@ -368,7 +600,7 @@ export const report = (runs: ReadonlyArray<Run>, settings: Settings, firstReadMi
     String(r.errors),
     String(r.timeouts)
   ])
-  const order = configurations.map((c) => c.id).join("")
+  const order = configurations.filter((c) => c.pairedOnly !== true).map((c) => c.id).join("")
   return `## HTTP (\`npm run bench\`, autocannon against bench/http-server.ts)
 
 \`GET /check\` with the cookie of one session issued by \`GET /issue\` at the start of each run; \`base\` answers
@@ -398,9 +630,60 @@ are what this machine gives a single-threaded server with its load generator bes
 Latency percentiles are computed from every response's time (autocannon's own histogram keeps whole
 milliseconds only).
 
-### Bars (medians of the runs below; Effect's default tracer on unless stated)
+### Bars (paired runs: medians over the rounds of each pair's ratio; Effect's default tracer on unless stated)
 
 ${table(["bar", "measured", "target", "result"], bars.map((b) => [b.name, b.value, b.bar, b.pass ? "PASS" : "FAIL"]))}
+
+### Paired runs
+
+Each comparison is measured as a pair: both servers at once, ${
+    pinned === undefined
+      ? "unpinned (`taskset` was not available, or the machine has one CPU)"
+      : `both pinned to CPU ${pinned} with \`taskset\` (the load generators and redis-server run on the other${
+        Os.availableParallelism() > 2 ? "s" : ""
+      })`
+  }, each loaded by an autocannon process of its own with ${
+    Math.max(1, Math.floor(settings.connections / 2))
+  } of the ${settings.connections} connections (its latency percentiles are autocannon's, in whole milliseconds), ${settings.warmup} s
+warm-up then ${settings.seconds} s measured over the same seconds, ${settings.rounds} rounds (pairs in the order below, then
+reversed). The two busy servers share one CPU, so each one's req/s is what its CPU cost per request allows;
+whatever else the machine does in those seconds lands on both. The runs one after the other (further below)
+saw the same servers' ratios move by a fifth from round to round on this shared machine; a pair's ratio moves
+by hundredths. The CPU rate is the other server's CPU time per request over this one's, the p99 ratio this
+one's over the other's.
+
+${table(["pair", "req/s ratio", "range", "CPU rate", "range", "p99 ratio"], pairedRows)}
+
+Where session/memory's cost goes (tracer on, req/s ratios of the pairs above): the structure any session
+middleware of this shape has (the floor ÷ base) ${x(pairedRatio("G", "A"))}, the pre-response hook with the
+caching headers (the floor with it ÷ the floor) ${x(pairedRatio("V", "G"))}, the lookup itself (session/memory ÷
+the floor with the hook) ${x(pairedRatio("B", "V"))}; their product, ${
+    x(pairedRatio("G", "A") * pairedRatio("V", "G") * pairedRatio("B", "V"))
+  }, against session/memory ÷ base measured directly, ${x(pairedRatio("B", "A"))}.
+
+Every pair run:
+
+${
+    table([
+      "round",
+      "pair",
+      "req/s",
+      "req/s (the other)",
+      "ratio",
+      "CPU µs/req",
+      "CPU µs/req (the other)",
+      "p99 ms",
+      "p99 ms (the other)",
+      "non-2xx",
+      "errors"
+    ], everyPair)
+  }
+
+### Runs one after the other (each server alone, unpinned)
+
+The same configurations measured one at a time, as this benchmark measured them before the pairs: absolute
+figures on this machine, and how far apart two runs of the same server land. Their ratios, for comparison
+with the bars: ${sequentialBars.slice(0, 5).map((b) => `${b.name} ${b.value}`).join("; ")}.
 
 Also: session/memory ÷ base with the tracer off ${x(ratios.memoryOff)}; p99 session/Redis ÷ p99 base with
 the tracer off ${x(ratios.p99RedisOff)}; base with the tracer off ÷ base with it on ${x(ratios.tracerOffBase)}.

@@ -12,11 +12,19 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as Auth from "../src/Auth.js"
-import { privateResponse } from "../src/internal/transport.js"
 import * as Memory from "../src/layers/Memory.js"
 import * as Session from "../src/Session.js"
 import * as Transport from "../src/Transport.js"
-import { baseRouter, BenchHttp, BenchSession, constantSession, cookieOptions, fakeToken, sessionRouter } from "./app.js"
+import {
+  baseRouter,
+  BenchHttp,
+  BenchSession,
+  constantSession,
+  constantSessionWithVary,
+  cookieOptions,
+  fakeToken,
+  sessionRouter
+} from "./app.js"
 import { median, promiseRound, range, type Round, table, x } from "./support.js"
 
 const cookieName = Transport.cookieName(cookieOptions)
@@ -36,18 +44,6 @@ type Middleware = (app: HttpApp.Default<unknown, unknown>) => HttpApp.Default<un
 /** The shipped lookup (`BenchHttp.load`), but the session provided around the app with `provideService`. */
 const provided: Middleware = (app) =>
   Effect.flatMap(BenchHttp.load, (session) => Effect.provideService(app, BenchSession.Current, session)) as never
-
-/**
- * The floor plus what the shipped middleware adds to every request that carries a token before it looks
- * anything up: the pre-response hook that puts `Vary: Cookie` and `Cache-Control: private` on the response.
- */
-const floorWithVary = (session: Session.Session<{ readonly csrf: string }>): Middleware => {
-  const floor = constantSession(session) as Middleware
-  const vary = HttpApp.appendPreResponseHandler((_request, response) =>
-    Effect.succeed(privateResponse(response, "Cookie"))
-  )
-  return (app) => Effect.zipRight(vary, floor(app))
-}
 
 const firstRead =
   "session, `verifiedTokenCache: 0` (signature, id digests, fingerprint, decode and a new session object on every request)"
@@ -110,7 +106,10 @@ export const variants = Effect.gen(function*() {
     ],
     [
       "floor + the `Vary`/`Cache-Control` pre-response hook the shipped middleware adds",
-      yield* handler(sessionRouter as never, {}, ({ session }) => floorWithVary(session), { ...one, private: true })
+      yield* handler(sessionRouter as never, {}, ({ session }) => constantSessionWithVary(session) as Middleware, {
+        ...one,
+        private: true
+      })
     ],
     [
       firstRead,

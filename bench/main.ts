@@ -100,8 +100,9 @@ const program = Effect.gen(function*() {
     const info = yield* machine(packages)
     const compiled = config.server === "compiled" ? yield* compileServer : undefined
     const httpSettings = { ...config.http, compiled }
+    const paired = yield* Http.runPaired(redis, httpSettings)
     const runs = yield* Http.run(redis, httpSettings)
-    const body = `${Http.report(runs, httpSettings, firstRead)}\n#### Setup\n\n${setupTable(info, run)}\n`
+    const body = `${Http.report(runs, paired, httpSettings, firstRead)}\n#### Setup\n\n${setupTable(info, run)}\n`
     yield* writeSection(resultsFile, "http", body)
     summary.push(body)
   }
