@@ -411,6 +411,45 @@ export interface Bar {
   readonly pass: boolean
 }
 
+// a ratio that must reach `target`
+const atLeast = (name: string, value: number, target: number): Bar => ({
+  name,
+  value: x(value),
+  bar: `≥ ${target.toFixed(2)}`,
+  pass: value >= target
+})
+
+/** The bars, from the ratios of either measurement. */
+const barsOf = (m: {
+  readonly memoryOn: number
+  readonly redisOn: number
+  readonly nearCacheOn: number
+  readonly nearCacheMemory: number
+  readonly redisOff: number
+  readonly p99RedisOn: number
+  readonly clean: number
+  readonly runs: number
+  readonly what: string
+}): ReadonlyArray<Bar> => [
+  atLeast("session/memory ÷ base (tracer on), req/s", m.memoryOn, 0.95),
+  atLeast("session/Redis ÷ base (tracer on), req/s", m.redisOn, 0.80),
+  atLeast("session/Redis + near-cache ÷ base (tracer on), req/s", m.nearCacheOn, 0.90),
+  atLeast("session/Redis + near-cache ÷ session/memory (tracer on), req/s", m.nearCacheMemory, 0.95),
+  atLeast("session/Redis ÷ base (tracer off, both), req/s", m.redisOff, 0.75),
+  {
+    name: "p99 session/Redis ÷ p99 base (tracer on)",
+    value: x(m.p99RedisOn),
+    bar: "≤ 1.50",
+    pass: m.p99RedisOn <= 1.5
+  },
+  {
+    name: `${m.what} with zero non-2xx and zero errors`,
+    value: `${m.clean} of ${m.runs}`,
+    bar: "all",
+    pass: m.clean === m.runs
+  }
+]
+
 export const evaluate = (runs: ReadonlyArray<Run>) => {
   const of = (id: string) => runs.filter((r) => r.config.id === id)
   const rps = (id: string) => median(of(id).map((r) => r.requestsPerSecond))
@@ -434,32 +473,7 @@ export const evaluate = (runs: ReadonlyArray<Run>) => {
     cpuRedisOn: cpu("A") / cpu("C"),
     cpuRedisOff: cpu("D") / cpu("F")
   }
-  // a ratio that must reach `target`
-  const atLeast = (name: string, value: number, target: number): Bar => ({
-    name,
-    value: x(value),
-    bar: `≥ ${target.toFixed(2)}`,
-    pass: value >= target
-  })
-  const bars: ReadonlyArray<Bar> = [
-    atLeast("session/memory ÷ base (tracer on), req/s", ratios.memoryOn, 0.95),
-    atLeast("session/Redis ÷ base (tracer on), req/s", ratios.redisOn, 0.80),
-    atLeast("session/Redis + near-cache ÷ base (tracer on), req/s", ratios.nearCacheOn, 0.90),
-    atLeast("session/Redis + near-cache ÷ session/memory (tracer on), req/s", ratios.nearCacheMemory, 0.95),
-    atLeast("session/Redis ÷ base (tracer off, both), req/s", ratios.redisOff, 0.75),
-    {
-      name: "p99 session/Redis ÷ p99 base (tracer on)",
-      value: x(ratios.p99RedisOn),
-      bar: "≤ 1.50",
-      pass: ratios.p99RedisOn <= 1.5
-    },
-    {
-      name: "session runs with zero non-2xx and zero errors",
-      value: `${clean} of ${sessionRuns.length}`,
-      bar: "all",
-      pass: clean === sessionRuns.length
-    }
-  ]
+  const bars = barsOf({ ...ratios, clean, runs: sessionRuns.length, what: "session runs" })
   // The same ratios round by round: a ratio of one round compares servers that ran a minute apart at most (A
   // and B one after the other, G at the round's other end), so they saw nearly the same machine; the median
   // and range of those ratios say how far the ratio of medians above can be trusted on a shared machine.
@@ -508,31 +522,17 @@ export const evaluatePaired = (paired: ReadonlyArray<PairedRun>, runs: ReadonlyA
   const get = (id: string, against: string) => rows.find((r) => r.id === id && r.against === against)!
   const loads = [...paired.flatMap((r) => r.results), ...runs]
   const clean = loads.filter((r) => r.non2xx === 0 && r.errors === 0 && r.timeouts === 0).length
-  const atLeast = (name: string, value: number, target: number): Bar => ({
-    name,
-    value: x(value),
-    bar: `≥ ${target.toFixed(2)}`,
-    pass: value >= target
+  const bars = barsOf({
+    memoryOn: get("B", "A").rps.median,
+    redisOn: get("C", "A").rps.median,
+    nearCacheOn: get("H", "A").rps.median,
+    nearCacheMemory: get("H", "B").rps.median,
+    redisOff: get("F", "D").rps.median,
+    p99RedisOn: get("C", "A").p99,
+    clean,
+    runs: loads.length,
+    what: "runs (paired and sequential, every server)"
   })
-  const bars: ReadonlyArray<Bar> = [
-    atLeast("session/memory ÷ base (tracer on), req/s", get("B", "A").rps.median, 0.95),
-    atLeast("session/Redis ÷ base (tracer on), req/s", get("C", "A").rps.median, 0.80),
-    atLeast("session/Redis + near-cache ÷ base (tracer on), req/s", get("H", "A").rps.median, 0.90),
-    atLeast("session/Redis + near-cache ÷ session/memory (tracer on), req/s", get("H", "B").rps.median, 0.95),
-    atLeast("session/Redis ÷ base (tracer off, both), req/s", get("F", "D").rps.median, 0.75),
-    {
-      name: "p99 session/Redis ÷ p99 base (tracer on)",
-      value: x(get("C", "A").p99),
-      bar: "≤ 1.50",
-      pass: get("C", "A").p99 <= 1.5
-    },
-    {
-      name: "runs (paired and sequential, every server) with zero non-2xx and zero errors",
-      value: `${clean} of ${loads.length}`,
-      bar: "all",
-      pass: clean === loads.length
-    }
-  ]
   return { bars, rows }
 }
 
