@@ -324,9 +324,10 @@ export const loadProcess = (
         ...["-j", "-c", String(connections), "-d", String(seconds), "-t", "10"],
         ...["-H", `cookie: ${server.cookie}`, `${server.url}/check`]
       ]
-      const [command, argv] = pin === undefined || pin === 0
+      // `pinnableCpu` pins the servers to the last CPU: the load runs on the others
+      const [command, argv] = pin === undefined
         ? [process.execPath, args]
-        : ["taskset", ["-c", pin === 1 ? "0" : `0-${pin - 1}`, process.execPath, ...args]]
+        : ["taskset", ["-c", `0-${pin - 1}`, process.execPath, ...args]]
       const stdout = await new Promise<string>((resolve, reject) =>
         execFile(command, argv, { maxBuffer: 1 << 24 }, (error, out) => error === null ? resolve(out) : reject(error))
       )
@@ -356,8 +357,8 @@ export const loadProcess = (
  * generator and redis-server get the others), each under half the connections, measured over the same
  * seconds, each loaded by an autocannon process of its own. The kernel shares that CPU between the two busy servers, so each one's req/s is what its own CPU
  * cost per request allows, and whatever the rest of a shared machine does in those seconds (other tenants,
- * frequency changes, the host's own scheduling) lands on both: a ratio of one pair moves by a hundredth
- * where a ratio of two runs a minute apart moved by a fifth (bench/RESULTS.md keeps both).
+ * frequency changes, the host's own scheduling) lands on both (bench/RESULTS.md keeps the ranges of both
+ * measurements, so the two can be compared).
  */
 export const runPaired = (redis: RedisServer, settings: Settings) =>
   Effect.gen(function*() {
@@ -647,9 +648,8 @@ Each comparison is measured as a pair: both servers at once, ${
   } of the ${settings.connections} connections (its latency percentiles are autocannon's, in whole milliseconds), ${settings.warmup} s
 warm-up then ${settings.seconds} s measured over the same seconds, ${settings.rounds} rounds (pairs in the order below, then
 reversed). The two busy servers share one CPU, so each one's req/s is what its CPU cost per request allows;
-whatever else the machine does in those seconds lands on both. The runs one after the other (further below)
-saw the same servers' ratios move by a fifth from round to round on this shared machine; a pair's ratio moves
-by hundredths. The CPU rate is the other server's CPU time per request over this one's, the p99 ratio this
+whatever else the machine does in those seconds lands on both. Each ratio's range over the rounds is beside
+it; the runs one after the other (further below) give their own, round by round, for comparison. The CPU rate is the other server's CPU time per request over this one's, the p99 ratio this
 one's over the other's.
 
 ${table(["pair", "req/s ratio", "range", "CPU rate", "range", "p99 ratio"], pairedRows)}
