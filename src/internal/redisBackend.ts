@@ -83,6 +83,13 @@ export const makeBackend = (commands: Commands): StringBackend => {
 /** The key of a user's hash: every session of one user in one Cluster slot, by the hash tag. */
 export const hashKey = (prefix: string, user: string) => `${prefix}{${user}}`
 
+/** The user whose hash `key` is, under `prefix` (the inverse of {@link hashKey}); `undefined` for any other key. */
+export const userOfHashKey = (prefix: string, key: string): string | undefined =>
+  key.length > prefix.length + 2 && key.startsWith(prefix) && key.charCodeAt(prefix.length) === 123 /* { */ &&
+    key.charCodeAt(key.length - 1) === 125 /* } */
+    ? key.slice(prefix.length + 1, -1)
+    : undefined
+
 const userKey = (commands: Commands, user: string) => hashKey(commands.prefix, user)
 
 /**

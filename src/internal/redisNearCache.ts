@@ -51,8 +51,11 @@ export interface Settings {
   readonly maxAgeMillis: number
   /** How often the heartbeat checks the invalidation connection and the redirect, in milliseconds. */
   readonly heartbeatMillis: number
-  /** The key of a user's hash, as the backend names it. */
-  readonly userKey: (user: string) => string
+  /**
+   * The user whose hash a Redis key names, as the backend names it (`undefined` for any other key): the
+   * cache is keyed by user, so that a hit builds no key, and an invalidation names the hash.
+   */
+  readonly userOf: (key: string) => string | undefined
 }
 
 // -----------------------------------------------------------------------------
@@ -99,6 +102,18 @@ interface Slot {
   next: Slot | undefined
 }
 
+/**
+ * A user's slots, and the user's place in the list of users by their last read (least recent first). A
+ * list of its own rather than the order of the map: a hit moves the user by a few pointers (nothing at
+ * all when it is already last) instead of deleting it from the map and adding it again.
+ */
+interface Bucket {
+  readonly user: string
+  first: Slot | undefined
+  newer: Bucket | undefined
+  older: Bucket | undefined
+}
+
 const invalidationChannel = "__redis__:invalidate"
 
 /** The cache and its tracking state. */
@@ -140,8 +155,10 @@ export const make = (
 type State = ReturnType<typeof makeState>
 
 const makeState = (settings: Settings, data: Redis, invalidation: Redis) => {
-  // user key → the user's slots; in the order users were last read (least recent first)
-  const users = new Map<string, Slot>()
+  // user → the user's slots; `oldest` and `newest` are the ends of the users' list by last read
+  const users = new Map<string, Bucket>()
+  let oldest: Bucket | undefined
+  let newest: Bucket | undefined
   let size = 0
   let on = false
   // bumped whenever the cache goes off: an establishment begun before then must not turn it on
@@ -153,32 +170,67 @@ const makeState = (settings: Settings, data: Redis, invalidation: Redis) => {
   let again = false
   let stopped = false
 
-  const dropUser = (name: string) => {
-    for (let slot = users.get(name); slot !== undefined; slot = slot.next) size--
-    users.delete(name)
+  const unlink = (bucket: Bucket) => {
+    if (bucket.older === undefined) oldest = bucket.newer
+    else bucket.older.newer = bucket.newer
+    if (bucket.newer === undefined) newest = bucket.older
+    else bucket.newer.older = bucket.older
+    bucket.newer = bucket.older = undefined
   }
 
-  const find = (name: string, session: string): Slot | undefined => {
-    let slot = users.get(name)
+  const append = (bucket: Bucket) => {
+    bucket.older = newest
+    if (newest === undefined) oldest = bucket
+    else newest.newer = bucket
+    newest = bucket
+  }
+
+  /** The user read last. */
+  const touch = (bucket: Bucket) => {
+    if (bucket === newest) return
+    unlink(bucket)
+    append(bucket)
+  }
+
+  const dropUser = (user: string) => {
+    const bucket = users.get(user)
+    if (bucket === undefined) return
+    for (let slot = bucket.first; slot !== undefined; slot = slot.next) size--
+    users.delete(user)
+    unlink(bucket)
+  }
+
+  const clear = () => {
+    users.clear()
+    oldest = newest = undefined
+    size = 0
+  }
+
+  const find = (bucket: Bucket | undefined, session: string): Slot | undefined => {
+    let slot = bucket?.first
     while (slot !== undefined && slot.session !== session) slot = slot.next
     return slot
   }
 
-  const remove = (name: string, session: string) => {
+  const remove = (user: string, session: string) => {
+    const bucket = users.get(user)
+    if (bucket === undefined) return
     let previous: Slot | undefined
-    for (let slot = users.get(name); slot !== undefined; previous = slot, slot = slot.next) {
+    for (let slot = bucket.first; slot !== undefined; previous = slot, slot = slot.next) {
       if (slot.session !== session) continue
       size--
       if (previous !== undefined) previous.next = slot.next
-      else if (slot.next !== undefined) users.set(name, slot.next)
-      else users.delete(name)
+      else if (slot.next !== undefined) bucket.first = slot.next
+      else {
+        users.delete(user)
+        unlink(bucket)
+      }
       return
     }
   }
 
   const flush = (reason: FlushReason) => {
-    users.clear()
-    size = 0
+    clear()
     metrics.flushes.unsafeUpdate(1, flushLabels[reason])
   }
 
@@ -199,7 +251,8 @@ const makeState = (settings: Settings, data: Redis, invalidation: Redis) => {
     }
     const keys = Array.isArray(message) ? message : [message]
     for (const key of keys) {
-      dropUser(Buffer.isBuffer(key) ? key.toString("utf8") : String(key))
+      const user = settings.userOf(Buffer.isBuffer(key) ? key.toString("utf8") : String(key))
+      if (user !== undefined) dropUser(user)
     }
     metrics.invalidations.unsafeUpdate(keys.length, noTags)
   }
@@ -286,8 +339,7 @@ const makeState = (settings: Settings, data: Redis, invalidation: Redis) => {
   const stop = () => {
     stopped = true
     on = false
-    users.clear()
-    size = 0
+    clear()
     invalidation.off("messageBuffer", onInvalidation)
     invalidation.off("close", onInvalidationClosed)
     invalidation.off("ready", onReady)
@@ -295,49 +347,49 @@ const makeState = (settings: Settings, data: Redis, invalidation: Redis) => {
     data.off("ready", onReady)
   }
 
-  /** The value cached for `session` of the user whose hash is `name`, if it is younger than `maxAge`. */
-  const lookup = (name: string, session: string, now: number): string | undefined => {
-    const slot = find(name, session)
+  /** The value cached for `session` of `user`, if it is younger than `maxAge`. */
+  const lookup = (user: string, session: string, now: number): string | undefined => {
+    const bucket = users.get(user)
+    const slot = find(bucket, session)
     if (slot === undefined || slot.value === undefined) return undefined
     if (now - slot.storedAt >= settings.maxAgeMillis || now < slot.storedAt) {
-      remove(name, session)
+      remove(user, session)
       return undefined
     }
-    // most recently read last
-    const head = users.get(name)!
-    users.delete(name)
-    users.set(name, head)
+    touch(bucket!)
     return slot.value
   }
 
   /** A placeholder for a read about to be sent, in place of whatever the session's slot held. */
-  const reserve = (name: string, session: string): Slot => {
-    remove(name, session)
-    const head = users.get(name)
-    const pending: Slot = { session, value: undefined, storedAt: 0, next: head }
-    if (head !== undefined) users.delete(name)
-    users.set(name, pending)
-    size++
-    while (size > settings.capacity) {
-      const oldest = users.keys().next()
-      if (oldest.done === true) break
-      dropUser(oldest.value)
+  const reserve = (user: string, session: string): Slot => {
+    remove(user, session)
+    const bucket = users.get(user)
+    const pending: Slot = { session, value: undefined, storedAt: 0, next: bucket?.first }
+    if (bucket === undefined) {
+      const added: Bucket = { user, first: pending, newer: undefined, older: undefined }
+      users.set(user, added)
+      append(added)
+    } else {
+      bucket.first = pending
+      touch(bucket)
     }
+    size++
+    while (size > settings.capacity && oldest !== undefined) dropUser(oldest.user)
     return pending
   }
 
   /** Keeps the reply of the read `pending` stands for, if its placeholder is still there. */
-  const settle = (name: string, pending: Slot, value: string | undefined, now: number) => {
-    if (find(name, pending.session) !== pending) return
+  const settle = (user: string, pending: Slot, value: string | undefined, now: number) => {
+    if (find(users.get(user), pending.session) !== pending) return
     if (value === undefined) {
-      remove(name, pending.session)
+      remove(user, pending.session)
     } else {
       pending.value = value
       pending.storedAt = now
     }
   }
 
-  const release = (name: string, pending: Slot) => settle(name, pending, undefined, 0)
+  const release = (user: string, pending: Slot) => settle(user, pending, undefined, 0)
 
   return {
     isOn: () => on,
@@ -348,8 +400,7 @@ const makeState = (settings: Settings, data: Redis, invalidation: Redis) => {
     reserve,
     settle,
     release,
-    dropUser,
-    userKey: settings.userKey
+    dropUser
   }
 }
 
@@ -376,16 +427,15 @@ const trackingHolds = (reply: unknown, id: string | undefined): boolean => {
 /** Runs `write` with the user's entries dropped before it is sent and again once it is answered. */
 const dropping = <A, E>(state: State, user: string, write: Effect.Effect<A, E>): Effect.Effect<A, E> =>
   Effect.suspend(() => {
-    const name = state.userKey(user)
-    state.dropUser(name)
-    return Effect.ensuring(write, Effect.sync(() => state.dropUser(name)))
+    state.dropUser(user)
+    return Effect.ensuring(write, Effect.sync(() => state.dropUser(user)))
   })
 
 const wrap = (state: State, backend: StringBackend): StringBackend =>
   Peek.registerString(wrapped(state, backend), (key, now) => {
     // a hit is answered on the reading fiber; a miss or a bypassed read goes on to `fetch`, which counts it
     if (!state.isOn()) return undefined
-    const cached = state.lookup(state.userKey(key.user), key.session, now)
+    const cached = state.lookup(key.user, key.session, now)
     if (cached !== undefined) metrics.hits.unsafeUpdate(1, noTags)
     return cached
   })
@@ -398,20 +448,19 @@ const wrapped = (state: State, backend: StringBackend): StringBackend => ({
         return backend.fetch(key, decode)
       }
       const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
-      const name = state.userKey(key.user)
-      const cached = state.lookup(name, key.session, clock.unsafeCurrentTimeMillis())
+      const cached = state.lookup(key.user, key.session, clock.unsafeCurrentTimeMillis())
       if (cached !== undefined) {
         metrics.hits.unsafeUpdate(1, noTags)
         return Effect.succeed(decode(cached))
       }
       metrics.misses.unsafeUpdate(1, noTags)
-      const pending = state.reserve(name, key.session)
+      const pending = state.reserve(key.user, key.session)
       return Effect.onError(
         backend.fetch(key, (value) => {
-          state.settle(name, pending, value, clock.unsafeCurrentTimeMillis())
+          state.settle(key.user, pending, value, clock.unsafeCurrentTimeMillis())
           return decode(value)
         }),
-        () => Effect.sync(() => state.release(name, pending))
+        () => Effect.sync(() => state.release(key.user, pending))
       )
     }),
   save: (key, value, entry, mode, cap) => dropping(state, key.user, backend.save(key, value, entry, mode, cap)),

@@ -44,7 +44,7 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import { Cluster, type ClusterNode, type ClusterOptions, Redis, type RedisOptions } from "ioredis"
-import { hashKey, makeBackend, type Wait } from "../internal/redisBackend.js"
+import { makeBackend, userOfHashKey, type Wait } from "../internal/redisBackend.js"
 import { addressOf, connect, malformedUrl, warnIfEvicting } from "../internal/redisConnection.js"
 import type { Connection, Failure } from "../internal/redisErrors.js"
 import * as NearCache from "../internal/redisNearCache.js"
@@ -484,7 +484,7 @@ const nearCacheSettings = (
     capacity,
     maxAgeMillis,
     heartbeatMillis,
-    userKey: (user) => hashKey(prefix, user)
+    userOf: (key) => userOfHashKey(prefix, key)
   })
 }
 

@@ -32,7 +32,7 @@ import {
 import { Redis as RawRedis } from "ioredis"
 import * as Net from "node:net"
 import * as Auth from "../../src/Auth.js"
-import { hashKey, makeBackend } from "../../src/internal/redisBackend.js"
+import { hashKey, makeBackend, userOfHashKey } from "../../src/internal/redisBackend.js"
 import * as NearCache from "../../src/internal/redisNearCache.js"
 import * as RedisStore from "../../src/layers/Redis.js"
 import * as Session from "../../src/Session.js"
@@ -286,6 +286,22 @@ describe("Redis near-cache", () => {
     })
   )
 
+  live(
+    "the capacity drops the user read least recently, not the one cached first",
+    Effect.gen(function*() {
+      const env = yield* pair([], { capacity: 2, maxAge: "1 hour", heartbeat: "200 millis" })
+      const [first, second] = [yield* cachedOnA(env), yield* cachedOnA(env)]
+      // read again after the second user was cached: the second is now the least recently read
+      yield* env.a.get(first.token)
+      yield* cachedOnA(env)
+      const before = yield* hgets(env.raw)
+      yield* env.a.get(first.token)
+      expect(yield* hgets(env.raw)).toBe(before)
+      yield* env.a.get(second.token)
+      expect(yield* hgets(env.raw)).toBe(before + 1)
+    })
+  )
+
   it.scoped("expiry is judged by A's own Clock on the cached value (no invalidation needed)", () =>
     Effect.gen(function*() {
       const server = yield* startRedis()
@@ -330,7 +346,7 @@ describe("Redis near-cache", () => {
           capacity: 100,
           maxAgeMillis: 3_600_000,
           heartbeatMillis: 1_000,
-          userKey: (user) => hashKey(prefix, user)
+          userOf: (key) => userOfHashKey(prefix, key)
         },
         data,
         invalidation
