@@ -366,11 +366,8 @@ const makeState = (settings: Settings, data: Redis, invalidation: Redis) => {
     const bucket = users.get(user)
     const pending: Slot = { session, value: undefined, storedAt: 0, next: bucket?.first }
     if (bucket === undefined) {
-      // A copy of its own: the user arrives as a slice of the token it was read from, which a map key
-      // would keep alive (about 200 bytes more per cached user, measured).
-      const own = Buffer.from(user, "utf16le").toString("utf16le")
-      const added: Bucket = { user: own, first: pending, newer: undefined, older: undefined }
-      users.set(own, added)
+      const added: Bucket = { user, first: pending, newer: undefined, older: undefined }
+      users.set(user, added)
       append(added)
     } else {
       bucket.first = pending

@@ -50,6 +50,9 @@ export const make = <A>(size: number, maxTokenLength: number): VerifiedTokens<A>
 export const isChecked = <A>(u: Checked<A> | BadSignature | NotFound): u is Checked<A> =>
   (u as Checked<A>).raw !== undefined
 
+// A flat copy of an ASCII string (a verified token and its parts are), which shares nothing with it.
+const copy = (ascii: string): string => Buffer.from(ascii, "latin1").toString("latin1")
+
 /** The token checked: found, or verified now (and remembered), or refused. */
 export const check = <A>(core: Core<A>, token: string): Checked<A> | BadSignature | NotFound => {
   const tokens = core.tokens
@@ -59,9 +62,8 @@ export const check = <A>(core: Core<A>, token: string): Checked<A> | BadSignatur
   if (cached !== undefined) return cached
   const verified = core.auth.verify(token, core.domain)
   if (Either.isLeft(verified)) return verified.left
-  // A copy of its own (a verified token is ASCII), so that the map never keeps alive the request header
-  // the token was cut from.
-  const own = tokens.size > 0 ? Buffer.from(token, "latin1").toString("latin1") : token
+  // A copy of its own, so that the map never keeps alive the request header the token was cut from.
+  const own = tokens.size > 0 ? copy(token) : token
   const raw = own.slice(0, verified.right.id.length)
   const parts = parseId(raw)
   if (parts === undefined) return core.refusals.notFound
@@ -69,7 +71,9 @@ export const check = <A>(core: Core<A>, token: string): Checked<A> | BadSignatur
     id: Redacted.make(raw),
     raw,
     keyIndex: verified.right.keyIndex,
-    key: { user: parts.tag, session: lineageKey(parts.family) },
+    // The user a copy of its own too: a slice would keep the whole token (or the header) alive in whatever
+    // is keyed by it after this entry has left the map (the near-cache, the in-memory store).
+    key: { user: copy(parts.tag), session: lineageKey(parts.family) },
     secret: secretDigest(parts.secret),
     entry: undefined,
     session: undefined,
